@@ -20,6 +20,7 @@
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod eventgrid;
 pub mod http;
 pub mod kube;
 pub mod metrics;

@@ -1,0 +1,761 @@
+//! Key Vault event `data` → [`KeyVaultEvent`]: which object of which vault changed, and how.
+
+use serde_json::{Map, Value};
+
+use super::schema::{Envelope, data_object};
+use super::{KeyVaultEvent, KeyVaultEventKind, excerpt};
+use crate::core::model::{Cloud, ObjectKind, ObjectName, ObjectRef, VaultId};
+
+/// The kind and object family of a Key Vault event type (matched ignoring ASCII case); `None` for
+/// any other type. The family is `None` for `VaultAccessPolicyChanged`.
+pub(crate) fn classify(event_type: &str) -> Option<(KeyVaultEventKind, Option<ObjectKind>)> {
+    const PREFIX: &str = "microsoft.keyvault.";
+    let lower = event_type.trim().to_ascii_lowercase();
+    let rest = lower.strip_prefix(PREFIX)?;
+    if rest == "vaultaccesspolicychanged" {
+        return Some((KeyVaultEventKind::AccessPolicyChanged, None));
+    }
+    let (family, rest) = [
+        ("secret", ObjectKind::Secret),
+        ("certificate", ObjectKind::Certificate),
+        ("key", ObjectKind::Key),
+    ]
+    .into_iter()
+    .find_map(|(p, k)| rest.strip_prefix(p).map(|r| (k, r)))?;
+    let kind = match rest {
+        "newversioncreated" => KeyVaultEventKind::NewVersion,
+        "nearexpiry" => KeyVaultEventKind::NearExpiry,
+        "expired" => KeyVaultEventKind::Expired,
+        _ => return None,
+    };
+    Some((kind, Some(family)))
+}
+
+/// The fields of a Key Vault event's `data` (the same for all ten types), read leniently.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct KeyVaultData {
+    /// `Id`: the object URL including the version.
+    pub id: Option<String>,
+    /// `VaultName`.
+    pub vault_name: Option<String>,
+    /// `ObjectType` (unconfirmed values for keys and certificates; not used for the kind).
+    pub object_type: Option<String>,
+    /// `ObjectName`.
+    pub object_name: Option<String>,
+    /// `Version`.
+    pub version: Option<String>,
+    /// `NBF`, seconds since the epoch.
+    pub nbf: Option<i64>,
+    /// `EXP`, seconds since the epoch.
+    pub exp: Option<i64>,
+}
+
+impl KeyVaultData {
+    /// Reads the fields of `map`. Keys match ignoring ASCII case and surrounding spaces; an exact
+    /// PascalCase key wins over a differently cased duplicate. Strings are trimmed (empty ⇒ `None`).
+    pub(crate) fn from_map(map: &Map<String, Value>) -> KeyVaultData {
+        #[derive(Default)]
+        struct Slots<'a> {
+            fields: [Option<(&'a Value, bool)>; 7],
+        }
+        const NAMES: [&str; 7] = [
+            "Id",
+            "VaultName",
+            "ObjectType",
+            "ObjectName",
+            "Version",
+            "NBF",
+            "EXP",
+        ];
+        let mut slots = Slots::default();
+        for (key, value) in map {
+            let trimmed = key.trim();
+            let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(trimmed)) else {
+                continue;
+            };
+            let exact = key == NAMES[i];
+            match slots.fields[i] {
+                Some((_, true)) => {}
+                Some((_, false)) if !exact => {}
+                _ => slots.fields[i] = Some((value, exact)),
+            }
+        }
+        let [id, vault_name, object_type, object_name, version, nbf, exp] =
+            slots.fields.map(|f| f.map(|(v, _)| v));
+        let s = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => {
+                let t = s.trim();
+                (!t.is_empty()).then(|| t.to_string())
+            }
+            _ => None,
+        };
+        KeyVaultData {
+            id: s(id),
+            vault_name: s(vault_name),
+            object_type: s(object_type),
+            object_name: s(object_name),
+            version: s(version),
+            nbf: epoch_seconds(nbf),
+            exp: epoch_seconds(exp),
+        }
+    }
+}
+
+/// `NBF`/`EXP`: a number (integer or fractional, truncated toward zero) or a numeric string;
+/// `None` for null, missing, or anything else.
+pub(crate) fn epoch_seconds(value: Option<&Value>) -> Option<i64> {
+    fn from_f64(f: f64) -> Option<i64> {
+        // The range check keeps `as` from saturating silently; NaN fails it too.
+        (f.is_finite() && (-9.0e18..=9.0e18).contains(&f)).then(|| f.trunc() as i64)
+    }
+    match value? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(from_f64)),
+        Value::String(s) => {
+            let t = s.trim();
+            t.parse::<i64>()
+                .ok()
+                .or_else(|| t.parse::<f64>().ok().and_then(from_f64))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `name` looks like a Key Vault object name: `[0-9A-Za-z-]`, 1 to 127 characters.
+fn is_object_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 127 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// What the `Id` URL says: its vault (host), and the object name and version after the collection.
+#[derive(Debug, Default)]
+struct IdParts {
+    vault: Option<VaultId>,
+    name: Option<String>,
+    version: Option<String>,
+}
+
+/// Splits an object URL such as `https://kv.vault.azure.net/secrets/name/version`. Only absolute
+/// http(s) URLs count; the collection matching `kind` is preferred, any of the three is accepted.
+fn id_parts(id: &str, kind: Option<ObjectKind>) -> IdParts {
+    let Ok(url) = url::Url::parse(id) else {
+        return IdParts::default();
+    };
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none_or(str::is_empty) {
+        return IdParts::default();
+    }
+    let vault = VaultId::from_url(id).ok();
+    let segments: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
+    let is_collection = |s: &str, want: Option<ObjectKind>| {
+        [ObjectKind::Secret, ObjectKind::Certificate, ObjectKind::Key]
+            .into_iter()
+            .any(|k| want.is_none_or(|w| w == k) && s.eq_ignore_ascii_case(k.url_collection()))
+    };
+    let at = kind
+        .and_then(|k| segments.iter().position(|s| is_collection(s, Some(k))))
+        .or_else(|| segments.iter().position(|s| is_collection(s, None)));
+    let (name, version) = match at {
+        Some(i) => {
+            let seg = |j: usize| {
+                segments
+                    .get(j)
+                    .map(|s| s.trim())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            (seg(i + 1).filter(|n| is_object_name(n)), seg(i + 2))
+        }
+        None => (None, None),
+    };
+    IdParts { vault, name, version }
+}
+
+/// The vault name at the end of an ARM id `…/providers/Microsoft.KeyVault/vaults/<name>`.
+fn vault_name_from_arm_id(arm_id: &str) -> Option<&str> {
+    let mut parts = arm_id.trim().trim_end_matches('/').rsplit('/');
+    let name = parts.next()?;
+    let vaults = parts.next()?;
+    let provider = parts.next()?;
+    (vaults.eq_ignore_ascii_case("vaults") && provider.eq_ignore_ascii_case("Microsoft.KeyVault"))
+        .then_some(name)
+}
+
+/// Decides the vault: the `Id` host when trustworthy, else `VaultName` in `cloud`, else the vault
+/// named by the ARM id in `source`.
+fn choose_vault(
+    from_id: Option<VaultId>,
+    vault_name: Option<&str>,
+    source: Option<&str>,
+    cloud: Cloud,
+) -> Result<VaultId, String> {
+    let named = vault_name.map(|n| VaultId::from_name(n, cloud));
+    if let Some(host) = from_id {
+        let trusted = Cloud::of_host(host.as_str()).is_some()
+            || match &named {
+                None | Some(Err(_)) => true,
+                Some(Ok(_)) => vault_name.is_some_and(|n| host.short_name().eq_ignore_ascii_case(n)),
+            };
+        if trusted {
+            return Ok(host);
+        }
+    }
+    match named {
+        Some(Ok(v)) => return Ok(v),
+        Some(Err(_)) => {
+            if let Some(v) = source
+                .and_then(vault_name_from_arm_id)
+                .and_then(|n| VaultId::from_name(n, cloud).ok())
+            {
+                return Ok(v);
+            }
+            return Err(format!(
+                "no usable vault: invalid VaultName {:?} and no vault host in data.Id",
+                excerpt(vault_name.unwrap_or_default(), 60)
+            ));
+        }
+        None => {}
+    }
+    source
+        .and_then(vault_name_from_arm_id)
+        .and_then(|n| VaultId::from_name(n, cloud).ok())
+        .ok_or_else(|| {
+            "no usable vault: data.Id, data.VaultName and the source ARM id are missing or invalid".into()
+        })
+}
+
+/// Maps an envelope whose type is a Key Vault type (`kind`, `family` from [`classify`]) to a
+/// [`KeyVaultEvent`]. `Err` carries the reason it cannot be used.
+pub(crate) fn to_key_vault_event(
+    env: Envelope,
+    id: String,
+    event_type: String,
+    kind: KeyVaultEventKind,
+    family: Option<ObjectKind>,
+    cloud: Cloud,
+) -> Result<KeyVaultEvent, String> {
+    let data = match data_object(env.data.as_ref())? {
+        Some(map) => KeyVaultData::from_map(&map),
+        None => KeyVaultData::default(),
+    };
+    let parts = data
+        .id
+        .as_deref()
+        .map(|i| id_parts(i, family))
+        .unwrap_or_default();
+    let vault = choose_vault(
+        parts.vault,
+        data.vault_name.as_deref(),
+        env.source.as_deref(),
+        cloud,
+    )?;
+    let object = match family {
+        None => None,
+        Some(object_kind) => {
+            let subject_name = env.subject.as_deref().and_then(|s| {
+                if s.contains('/') {
+                    // A path-like subject: take the segment after the collection.
+                    id_parts(
+                        &format!("https://x.invalid/{}", s.trim_start_matches('/')),
+                        family,
+                    )
+                    .name
+                } else {
+                    Some(s.to_string())
+                }
+            });
+            let name = data
+                .object_name
+                .clone()
+                .filter(|n| is_object_name(n))
+                .or(parts.name)
+                .or(subject_name.filter(|n| is_object_name(n)))
+                .ok_or_else(|| match &data.object_name {
+                    Some(bad) => format!("invalid ObjectName {:?}", excerpt(bad, 60)),
+                    None => "no object name in data.ObjectName, data.Id or subject".to_string(),
+                })?;
+            Some(ObjectRef {
+                vault: vault.clone(),
+                kind: object_kind,
+                name: ObjectName::new(&name),
+            })
+        }
+    };
+    Ok(KeyVaultEvent {
+        id,
+        event_type,
+        kind,
+        vault,
+        object,
+        version: data.version.or(parts.version),
+        nbf: data.nbf,
+        exp: data.exp,
+        time: env.time,
+        source: env.source,
+        subject: env.subject,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventgrid::schema::Schema;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    fn env(event_type: &str, subject: Option<&str>, data: Value) -> Envelope {
+        Envelope {
+            schema: Schema::EventGrid,
+            id: Some("e1".into()),
+            event_type: Some(event_type.into()),
+            source: Some(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/sample-kv".into(),
+            ),
+            subject: subject.map(str::to_string),
+            time: None,
+            data: Some(data),
+        }
+    }
+
+    fn map_event(e: Envelope, cloud: Cloud) -> Result<KeyVaultEvent, String> {
+        let t = e.event_type.clone().unwrap();
+        let (kind, family) = classify(&t).unwrap();
+        to_key_vault_event(e, "e1".into(), t, kind, family, cloud)
+    }
+
+    fn vault(host: &str) -> VaultId {
+        VaultId::from_url(host).unwrap()
+    }
+
+    #[test]
+    fn all_ten_types_classify_ignoring_case() {
+        use KeyVaultEventKind::*;
+        let cases = [
+            (
+                "Microsoft.KeyVault.SecretNewVersionCreated",
+                NewVersion,
+                Some(ObjectKind::Secret),
+            ),
+            (
+                "Microsoft.KeyVault.SecretNearExpiry",
+                NearExpiry,
+                Some(ObjectKind::Secret),
+            ),
+            (
+                "Microsoft.KeyVault.SecretExpired",
+                Expired,
+                Some(ObjectKind::Secret),
+            ),
+            (
+                "Microsoft.KeyVault.CertificateNewVersionCreated",
+                NewVersion,
+                Some(ObjectKind::Certificate),
+            ),
+            (
+                "Microsoft.KeyVault.CertificateNearExpiry",
+                NearExpiry,
+                Some(ObjectKind::Certificate),
+            ),
+            (
+                "Microsoft.KeyVault.CertificateExpired",
+                Expired,
+                Some(ObjectKind::Certificate),
+            ),
+            (
+                "Microsoft.KeyVault.KeyNewVersionCreated",
+                NewVersion,
+                Some(ObjectKind::Key),
+            ),
+            (
+                "Microsoft.KeyVault.KeyNearExpiry",
+                NearExpiry,
+                Some(ObjectKind::Key),
+            ),
+            ("Microsoft.KeyVault.KeyExpired", Expired, Some(ObjectKind::Key)),
+            (
+                "Microsoft.KeyVault.VaultAccessPolicyChanged",
+                AccessPolicyChanged,
+                None,
+            ),
+        ];
+        for (t, kind, family) in cases {
+            assert_eq!(classify(t), Some((kind, family)), "{t}");
+            assert_eq!(classify(&t.to_ascii_lowercase()), Some((kind, family)), "{t}");
+            assert_eq!(classify(&t.to_ascii_uppercase()), Some((kind, family)), "{t}");
+        }
+        for t in [
+            "Microsoft.KeyVault.SecretDeleted",
+            "Microsoft.KeyVault.",
+            "Microsoft.Storage.BlobCreated",
+            "KeyVault.SecretNewVersionCreated",
+            "",
+        ] {
+            assert_eq!(classify(t), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn data_keys_match_ignoring_case_and_spaces() {
+        for keys in [
+            [
+                "Id",
+                "VaultName",
+                "ObjectType",
+                "ObjectName",
+                "Version",
+                "NBF",
+                "EXP",
+            ],
+            [
+                "id",
+                "vaultName",
+                "objectType",
+                "objectName",
+                "version",
+                "nbf",
+                "exp",
+            ],
+            [
+                "ID",
+                "VAULTNAME",
+                "OBJECTTYPE",
+                "OBJECTNAME",
+                "VERSION",
+                "NBF",
+                "EXP",
+            ],
+            [
+                "Id",
+                "VaultName",
+                "ObjectType",
+                "ObjectName ",
+                " Version",
+                "Nbf",
+                "Exp",
+            ],
+        ] {
+            let vals = [
+                json!("https://kv.vault.azure.net/secrets/a/v1"),
+                json!("kv"),
+                json!("Secret"),
+                json!("a"),
+                json!("v1"),
+                json!(1),
+                json!(2),
+            ];
+            let m: Map<String, Value> = keys.iter().map(|k| k.to_string()).zip(vals).collect();
+            let d = KeyVaultData::from_map(&m);
+            assert_eq!(
+                d,
+                KeyVaultData {
+                    id: Some("https://kv.vault.azure.net/secrets/a/v1".into()),
+                    vault_name: Some("kv".into()),
+                    object_type: Some("Secret".into()),
+                    object_name: Some("a".into()),
+                    version: Some("v1".into()),
+                    nbf: Some(1),
+                    exp: Some(2),
+                },
+                "{keys:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_keys_win_over_other_casings_whatever_the_order() {
+        let d = KeyVaultData::from_map(&map(
+            json!({"objectName": "b", "ObjectName": "a", "OBJECTNAME": "c"}),
+        ));
+        assert_eq!(d.object_name.as_deref(), Some("a"));
+        let d = KeyVaultData::from_map(&map(json!({"OBJECTNAME": "c", "objectName": "b"})));
+        assert!(matches!(d.object_name.as_deref(), Some("b" | "c")));
+    }
+
+    #[test]
+    fn strings_are_trimmed_and_unknown_fields_ignored() {
+        let d = KeyVaultData::from_map(&map(json!({
+            "ObjectName": "  db-password ", "Version": " ee05 ", "VaultName": "", "Extra": {"x": [1]}, "Id": 3
+        })));
+        assert_eq!(d.object_name.as_deref(), Some("db-password"));
+        assert_eq!(d.version.as_deref(), Some("ee05"));
+        assert_eq!(d.vault_name, None);
+        assert_eq!(d.id, None);
+    }
+
+    #[test]
+    fn nbf_and_exp_accept_numbers_numeric_strings_null_and_missing() {
+        let cases = [
+            (json!(1559081980), Some(1559081980)),
+            (json!(1559081980.75), Some(1559081980)),
+            (json!(-1.5), Some(-1)),
+            (json!("1559081980"), Some(1559081980)),
+            (json!(" 1559081980 "), Some(1559081980)),
+            (json!("1559081980.9"), Some(1559081980)),
+            (json!("1.5e9"), Some(1_500_000_000)),
+            (json!(null), None),
+            (json!(""), None),
+            (json!("soon"), None),
+            (json!("NaN"), None),
+            (json!("inf"), None),
+            (json!(1e300), None),
+            (json!(true), None),
+            (json!([1]), None),
+            (json!({"v": 1}), None),
+            (json!(u64::MAX), None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(epoch_seconds(Some(&v)), want, "{v}");
+        }
+        assert_eq!(epoch_seconds(None), None);
+        let d = KeyVaultData::from_map(&map(json!({"NBF": "12", "exp": 13.2})));
+        assert_eq!((d.nbf, d.exp), (Some(12), Some(13)));
+    }
+
+    #[test]
+    fn id_host_wins_over_vault_name_in_every_cloud() {
+        let cases = [
+            (
+                "https://sample-kv.vault.azure.net/secrets/a/v",
+                Cloud::China,
+                "sample-kv.vault.azure.net",
+            ),
+            (
+                "https://sample-kv.vault.azure.cn/secrets/a/v",
+                Cloud::Public,
+                "sample-kv.vault.azure.cn",
+            ),
+            (
+                "https://sample-kv.vault.usgovcloudapi.net/secrets/a/v",
+                Cloud::Public,
+                "sample-kv.vault.usgovcloudapi.net",
+            ),
+            (
+                "https://sample-kv.vault.microsoftazure.de/secrets/a/v",
+                Cloud::Public,
+                "sample-kv.vault.microsoftazure.de",
+            ),
+            (
+                "https://SAMPLE-KV.Vault.Azure.Net:443/secrets/a/v",
+                Cloud::UsGov,
+                "sample-kv.vault.azure.net",
+            ),
+        ];
+        for (id, cloud, want) in cases {
+            let e = map_event(
+                env(
+                    "Microsoft.KeyVault.SecretNewVersionCreated",
+                    None,
+                    json!({"Id": id, "VaultName": "sample-kv"}),
+                ),
+                cloud,
+            )
+            .unwrap();
+            assert_eq!(e.vault, vault(want), "{id}");
+            assert_eq!(e.object.unwrap().vault, vault(want));
+        }
+    }
+
+    #[test]
+    fn vault_name_and_cloud_are_used_when_id_is_missing_or_unparseable() {
+        for (cloud, want) in [
+            (Cloud::Public, "sample-kv.vault.azure.net"),
+            (Cloud::China, "sample-kv.vault.azure.cn"),
+            (Cloud::UsGov, "sample-kv.vault.usgovcloudapi.net"),
+            (Cloud::Germany, "sample-kv.vault.microsoftazure.de"),
+        ] {
+            for data in [
+                json!({"VaultName": "Sample-KV", "ObjectName": "a"}),
+                json!({"Id": "not a url", "VaultName": "sample-kv", "ObjectName": "a"}),
+                json!({"Id": "sample-kv", "VaultName": "sample-kv", "ObjectName": "a"}),
+                json!({"Id": "ftp://sample-kv.vault.azure.net/secrets/a", "VaultName": "sample-kv", "ObjectName": "a"}),
+                // A foreign host that disagrees with VaultName is not trusted.
+                json!({"Id": "https://evil.example.com/secrets/a/v", "VaultName": "sample-kv"}),
+            ] {
+                let e = map_event(
+                    env("Microsoft.KeyVault.SecretNewVersionCreated", None, data.clone()),
+                    cloud,
+                )
+                .unwrap();
+                assert_eq!(e.vault, vault(want), "{data}");
+                assert_eq!(e.object.unwrap().name, ObjectName::new("a"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_foreign_host_is_used_when_vault_name_agrees_or_is_absent() {
+        for data in [
+            json!({"Id": "https://sample-kv.localtest.me:8443/secrets/a/v", "VaultName": "sample-kv"}),
+            json!({"Id": "https://sample-kv.localtest.me:8443/secrets/a/v"}),
+        ] {
+            let e = map_event(
+                env("Microsoft.KeyVault.SecretNewVersionCreated", None, data.clone()),
+                Cloud::Public,
+            )
+            .unwrap();
+            assert_eq!(e.vault.as_str(), "sample-kv.localtest.me:8443", "{data}");
+        }
+    }
+
+    #[test]
+    fn the_source_arm_id_is_the_last_resort_for_the_vault() {
+        let e = map_event(
+            env("Microsoft.KeyVault.SecretNewVersionCreated", Some("a"), json!({})),
+            Cloud::China,
+        )
+        .unwrap();
+        assert_eq!(e.vault, vault("sample-kv.vault.azure.cn"));
+        let mut no_source = env("Microsoft.KeyVault.SecretNewVersionCreated", Some("a"), json!({}));
+        no_source.source = Some("/subscriptions/s/resourceGroups/rg".into());
+        let err = map_event(no_source, Cloud::Public).unwrap_err();
+        assert!(err.starts_with("no usable vault"), "{err}");
+        let mut bad_name = env(
+            "Microsoft.KeyVault.SecretNewVersionCreated",
+            Some("a"),
+            json!({"VaultName": "a b"}),
+        );
+        bad_name.source = None;
+        let err = map_event(bad_name, Cloud::Public).unwrap_err();
+        assert!(err.contains("invalid VaultName"), "{err}");
+    }
+
+    #[test]
+    fn object_name_comes_from_object_name_then_id_then_subject() {
+        let t = "Microsoft.KeyVault.CertificateNewVersionCreated";
+        let id = "https://kv.vault.azure.net/certificates/from-id/v9";
+        let cases = [
+            (
+                json!({"Id": id, "ObjectName": "From-Name"}),
+                Some("s"),
+                "from-name",
+            ),
+            (json!({"Id": id}), Some("s"), "from-id"),
+            (json!({"Id": id, "ObjectName": "bad/name"}), Some("s"), "from-id"),
+            (json!({"VaultName": "kv"}), Some("from-subject"), "from-subject"),
+            (
+                json!({"VaultName": "kv"}),
+                Some("/certificates/path-subject"),
+                "path-subject",
+            ),
+            (json!({"Id": "https://kv.vault.azure.net/"}), Some("s2"), "s2"),
+        ];
+        for (data, subject, want) in cases {
+            let e = map_event(env(t, subject, data.clone()), Cloud::Public).unwrap();
+            let o = e.object.unwrap();
+            assert_eq!(o.name, ObjectName::new(want), "{data}");
+            assert_eq!(o.kind, ObjectKind::Certificate);
+        }
+        let err = map_event(env(t, None, json!({"VaultName": "kv"})), Cloud::Public).unwrap_err();
+        assert!(err.starts_with("no object name"), "{err}");
+        let err = map_event(
+            env(t, None, json!({"VaultName": "kv", "ObjectName": "x y"})),
+            Cloud::Public,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("invalid ObjectName"), "{err}");
+    }
+
+    #[test]
+    fn kind_comes_from_the_type_family_not_object_type() {
+        let e = map_event(
+            env(
+                "Microsoft.KeyVault.KeyNewVersionCreated",
+                None,
+                json!({"Id": "https://kv.vault.azure.net/keys/signing-key/v1", "ObjectType": "Secret"}),
+            ),
+            Cloud::Public,
+        )
+        .unwrap();
+        assert_eq!(e.object.as_ref().unwrap().kind, ObjectKind::Key);
+        assert_eq!(e.version.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn version_falls_back_to_the_id_segment() {
+        let e = map_event(
+            env(
+                "Microsoft.KeyVault.SecretNewVersionCreated",
+                None,
+                json!({"Id": "https://kv.vault.azure.net/secrets/a/abc123"}),
+            ),
+            Cloud::Public,
+        )
+        .unwrap();
+        assert_eq!(e.version.as_deref(), Some("abc123"));
+        let e = map_event(
+            env(
+                "Microsoft.KeyVault.SecretNewVersionCreated",
+                None,
+                json!({"Id": "https://kv.vault.azure.net/secrets/a"}),
+            ),
+            Cloud::Public,
+        )
+        .unwrap();
+        assert_eq!(e.version, None);
+    }
+
+    #[test]
+    fn access_policy_changes_have_a_vault_but_no_object() {
+        let e = map_event(
+            env(
+                "Microsoft.KeyVault.VaultAccessPolicyChanged",
+                Some("sample-kv"),
+                json!({"Id": "https://sample-kv.vault.azure.net/", "VaultName": "sample-kv", "ObjectType": "Vault"}),
+            ),
+            Cloud::Public,
+        )
+        .unwrap();
+        assert_eq!(e.kind, KeyVaultEventKind::AccessPolicyChanged);
+        assert_eq!(e.vault, vault("sample-kv.vault.azure.net"));
+        assert_eq!(e.object, None);
+        assert_eq!(e.change(), None);
+    }
+
+    #[test]
+    fn data_that_is_not_an_object_is_a_reason() {
+        let err = map_event(
+            env(
+                "Microsoft.KeyVault.SecretNewVersionCreated",
+                Some("a"),
+                json!([1]),
+            ),
+            Cloud::Public,
+        )
+        .unwrap_err();
+        assert!(err.contains("array"), "{err}");
+        let err = map_event(
+            env(
+                "Microsoft.KeyVault.SecretNewVersionCreated",
+                Some("a"),
+                json!("x".repeat(5000)),
+            ),
+            Cloud::Public,
+        )
+        .unwrap_err();
+        assert!(err.len() < 200, "{err}");
+    }
+
+    #[test]
+    fn arm_ids_name_their_vault() {
+        assert_eq!(
+            vault_name_from_arm_id(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/"
+            ),
+            Some("kv")
+        );
+        assert_eq!(
+            vault_name_from_arm_id(
+                "/subscriptions/s/resourcegroups/rg/providers/microsoft.keyvault/VAULTS/kv"
+            ),
+            Some("kv")
+        );
+        assert_eq!(
+            vault_name_from_arm_id("/subscriptions/s/providers/Microsoft.Storage/storageAccounts/x"),
+            None
+        );
+        assert_eq!(vault_name_from_arm_id(""), None);
+    }
+}

@@ -1,0 +1,290 @@
+//! The two event envelopes (Event Grid schema and CloudEvents 1.0), read into one shape.
+//!
+//! Envelopes are read from `serde_json::Value`s rather than derived structs so that key casing,
+//! wrong value types and unknown fields can be tolerated element by element.
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+
+use super::excerpt;
+
+/// Which envelope an element uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Schema {
+    /// Event Grid schema (`eventType`, `topic`, `eventTime`).
+    EventGrid,
+    /// CloudEvents 1.0 (`specversion`, `type`, `source`, `time`).
+    CloudEvents,
+}
+
+/// One event's envelope, whichever schema it came in.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Envelope {
+    /// The schema it was read from.
+    pub schema: Schema,
+    /// `id` (a string, or a number rendered as one); trimmed.
+    pub id: Option<String>,
+    /// `eventType` / `type`; trimmed.
+    pub event_type: Option<String>,
+    /// `topic` / `source`; trimmed, `None` when empty.
+    pub source: Option<String>,
+    /// `subject`; trimmed, `None` when empty.
+    pub subject: Option<String>,
+    /// `eventTime` / `time`; trimmed, `None` when empty.
+    pub time: Option<String>,
+    /// `data`, as sent (an object, a JSON-encoded string, …).
+    pub data: Option<Value>,
+}
+
+/// The value of `key` in `obj`: the exact key first, else the first key equal ignoring ASCII case.
+pub(crate) fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Like [`get`], removing the entry.
+fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    if let Some(v) = obj.remove(key) {
+        return Some(v);
+    }
+    let found = obj.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()?;
+    obj.remove(&found)
+}
+
+/// The schema an object uses, from its keys: `specversion` wins over `eventType`.
+pub(crate) fn detect(obj: &Map<String, Value>) -> Option<Schema> {
+    if get(obj, "specversion").is_some() {
+        Some(Schema::CloudEvents)
+    } else if get(obj, "eventType").is_some() {
+        Some(Schema::EventGrid)
+    } else {
+        None
+    }
+}
+
+/// A trimmed string value; `None` when absent, not a string, or empty after trimming.
+pub(crate) fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// An id: a trimmed non-empty string, or a number rendered as text.
+fn id_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Number(n) => Some(n.to_string()),
+        other => text(Some(other)),
+    }
+}
+
+/// Reads the envelope of an object element. `Err` carries a reason when it uses neither schema.
+pub(crate) fn envelope_from_object(mut obj: Map<String, Value>) -> Result<Envelope, String> {
+    let schema = detect(&obj).ok_or_else(|| {
+        let keys: Vec<&str> = obj.keys().take(5).map(|k| k.as_str()).collect();
+        excerpt(
+            &format!("neither `specversion` (CloudEvents) nor `eventType` (Event Grid); keys {keys:?}"),
+            180,
+        )
+    })?;
+    let (type_key, source_key, time_key) = match schema {
+        Schema::EventGrid => ("eventType", "topic", "eventTime"),
+        Schema::CloudEvents => ("type", "source", "time"),
+    };
+    Ok(Envelope {
+        schema,
+        id: id_text(get(&obj, "id")),
+        event_type: text(get(&obj, type_key)),
+        source: text(get(&obj, source_key)),
+        subject: text(get(&obj, "subject")),
+        time: text(get(&obj, time_key)),
+        data: take(&mut obj, "data").filter(|v| !v.is_null()),
+    })
+}
+
+/// Whether the headers carry a CloudEvents binary-mode event.
+pub(crate) fn has_binary_headers(headers: &HeaderMap) -> bool {
+    headers.contains_key("ce-specversion")
+}
+
+/// A binary-mode event as the equivalent structured CloudEvent: attributes from the `ce-*` headers
+/// (percent-decoded), `data` from the body (JSON; non-JSON text is kept as a string).
+pub(crate) fn binary_event(headers: &HeaderMap, body: &[u8]) -> Value {
+    let mut obj = Map::new();
+    for (attr, header) in [
+        ("specversion", "ce-specversion"),
+        ("id", "ce-id"),
+        ("type", "ce-type"),
+        ("source", "ce-source"),
+        ("subject", "ce-subject"),
+        ("time", "ce-time"),
+    ] {
+        if let Some(raw) = headers.get(header) {
+            obj.insert(attr.to_string(), Value::String(percent_decode(raw.as_bytes())));
+        }
+    }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let data = match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            // Not JSON: keep it as text so a Key Vault mapping can say why it is unusable.
+            Err(_) => Value::String(String::from_utf8_lossy(body).into_owned()),
+        };
+        obj.insert("data".to_string(), data);
+    }
+    Value::Object(obj)
+}
+
+/// Decodes `%XX` escapes (CloudEvents HTTP binding, header values); invalid escapes stay as they are.
+fn percent_decode(raw: &[u8]) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%'
+            && let (Some(h), Some(l)) = (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `data` as an object: an object as is, or a string holding JSON for one (bounded re-decoding).
+pub(crate) fn data_object(data: Option<&Value>) -> Result<Option<Map<String, Value>>, String> {
+    let mut current = match data {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v.clone(),
+    };
+    // A JSON-encoded object may itself be encoded once more (Functions host double encoding).
+    for _ in 0..3 {
+        match current {
+            Value::Object(map) => return Ok(Some(map)),
+            Value::Null => return Ok(None),
+            Value::String(s) if s.trim().is_empty() => return Ok(None),
+            Value::String(s) => match serde_json::from_str::<Value>(&s) {
+                Ok(v) => current = v,
+                Err(_) => {
+                    return Err(format!(
+                        "data is a string that is not JSON: {:?}",
+                        excerpt(s.trim(), 60)
+                    ));
+                }
+            },
+            other => return Err(format!("data is a JSON {}, expected an object", kind_of(&other))),
+        }
+    }
+    Err("data is nested JSON-encoded strings too deep".to_string())
+}
+
+/// The JSON kind of a value, for messages.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn specversion_wins_over_event_type() {
+        assert_eq!(
+            detect(&obj(json!({"specversion": "1.0", "eventType": "x"}))),
+            Some(Schema::CloudEvents)
+        );
+        assert_eq!(detect(&obj(json!({"eventType": "x"}))), Some(Schema::EventGrid));
+        assert_eq!(detect(&obj(json!({"EventType": "x"}))), Some(Schema::EventGrid));
+        assert_eq!(detect(&obj(json!({"type": "x"}))), None);
+    }
+
+    #[test]
+    fn envelopes_trim_and_drop_empty_strings() {
+        let env = envelope_from_object(obj(json!({
+            "id": " 1 ", "eventType": " T ", "topic": "", "subject": "  ", "eventTime": 5, "data": null
+        })))
+        .unwrap();
+        assert_eq!(env.id.as_deref(), Some("1"));
+        assert_eq!(env.event_type.as_deref(), Some("T"));
+        assert_eq!(env.source, None);
+        assert_eq!(env.subject, None);
+        assert_eq!(env.time, None);
+        assert_eq!(env.data, None);
+        let env = envelope_from_object(obj(json!({"specversion": "1.0", "id": 7, "type": "T"}))).unwrap();
+        assert_eq!(env.id.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn unknown_envelopes_are_explained_briefly() {
+        let long_key = "k".repeat(10_000);
+        let err = envelope_from_object(obj(json!({ long_key: 1 }))).unwrap_err();
+        assert!(err.contains("neither"), "{err}");
+        assert!(err.chars().count() <= 200, "{}", err.len());
+    }
+
+    #[test]
+    fn header_values_are_percent_decoded() {
+        assert_eq!(percent_decode(b"a%20b%2"), "a b%2");
+        assert_eq!(percent_decode(b"%zz%41"), "%zzA");
+        assert_eq!(percent_decode(b"%E2%82%AC"), "€");
+    }
+
+    #[test]
+    fn data_may_be_an_object_or_json_encoded_once_or_twice() {
+        let want = obj(json!({"a": 1}));
+        assert_eq!(data_object(Some(&json!({"a": 1}))).unwrap(), Some(want.clone()));
+        assert_eq!(
+            data_object(Some(&json!("{\"a\":1}"))).unwrap(),
+            Some(want.clone())
+        );
+        assert_eq!(
+            data_object(Some(&json!("\"{\\\"a\\\":1}\""))).unwrap(),
+            Some(want)
+        );
+        assert_eq!(data_object(None).unwrap(), None);
+        assert_eq!(data_object(Some(&json!(""))).unwrap(), None);
+        assert!(data_object(Some(&json!([1]))).is_err());
+        assert!(data_object(Some(&json!("not json"))).is_err());
+        let deep = json!(
+            serde_json::to_string(&json!(
+                serde_json::to_string(&json!(serde_json::to_string(&json!("x")).unwrap())).unwrap()
+            ))
+            .unwrap()
+        );
+        assert!(data_object(Some(&deep)).is_err());
+    }
+}
