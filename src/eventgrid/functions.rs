@@ -15,7 +15,7 @@ use crate::core::model::Cloud;
 /// CloudEvents by its keys. `Metadata` is ignored. A missing binding is
 /// [`DeliveryError::Malformed`].
 pub fn parse_functions_request(body: &[u8], binding: &str, cloud: Cloud) -> Result<Delivery, DeliveryError> {
-    let malformed = |m: String| DeliveryError::Malformed(m);
+    let malformed = DeliveryError::Malformed;
     let value: Value =
         serde_json::from_slice(body).map_err(|e| malformed(format!("Functions request is not JSON: {e}")))?;
     let Value::Object(root) = value else {

@@ -54,10 +54,6 @@ impl KeyVaultData {
     /// Reads the fields of `map`. Keys match ignoring ASCII case and surrounding spaces; an exact
     /// PascalCase key wins over a differently cased duplicate. Strings are trimmed (empty ⇒ `None`).
     pub(crate) fn from_map(map: &Map<String, Value>) -> KeyVaultData {
-        #[derive(Default)]
-        struct Slots<'a> {
-            fields: [Option<(&'a Value, bool)>; 7],
-        }
         const NAMES: [&str; 7] = [
             "Id",
             "VaultName",
@@ -67,21 +63,19 @@ impl KeyVaultData {
             "NBF",
             "EXP",
         ];
-        let mut slots = Slots::default();
+        // Per field: the value, and whether its key was exactly the PascalCase name.
+        let mut slots: [Option<(&Value, bool)>; 7] = [None; 7];
         for (key, value) in map {
             let trimmed = key.trim();
             let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(trimmed)) else {
                 continue;
             };
             let exact = key == NAMES[i];
-            match slots.fields[i] {
-                Some((_, true)) => {}
-                Some((_, false)) if !exact => {}
-                _ => slots.fields[i] = Some((value, exact)),
+            if slots[i].is_none_or(|(_, had_exact)| exact && !had_exact) {
+                slots[i] = Some((value, exact));
             }
         }
-        let [id, vault_name, object_type, object_name, version, nbf, exp] =
-            slots.fields.map(|f| f.map(|(v, _)| v));
+        let [id, vault_name, object_type, object_name, version, nbf, exp] = slots.map(|f| f.map(|(v, _)| v));
         let s = |v: Option<&Value>| match v {
             Some(Value::String(s)) => {
                 let t = s.trim();

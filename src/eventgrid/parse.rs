@@ -111,8 +111,7 @@ pub fn parse_delivery(body: &[u8], headers: &HeaderMap, cloud: Cloud) -> Result<
             };
             (vec![Value::Object(obj)], format)
         }
-        other if handshake == Some(Handshake::Deletion) => {
-            let _ = other;
+        _ if handshake == Some(Handshake::Deletion) => {
             return Ok(Delivery::Deletion {
                 subscription_id: None,
             });
@@ -669,6 +668,17 @@ mod tests {
             panic!()
         };
         assert!(msg.starts_with("no usable event among 2; element 0: "), "{msg}");
+    }
+
+    #[test]
+    fn key_vault_data_may_be_a_json_encoded_string() {
+        let mut ev = kv_event("1", "a");
+        ev["data"] = json!(ev["data"].to_string());
+        let e = events(parse(&json!([ev.clone()]), &HeaderMap::new()));
+        assert_eq!(names(&e), ["a"]);
+        let mut plain = kv_event("1", "a");
+        plain["data"] = ev["data"].clone();
+        assert_eq!(e, events(parse(&json!([plain]), &HeaderMap::new())));
     }
 
     #[test]
