@@ -17,6 +17,7 @@
 //! Decision logic (`eventgrid`, `core`) is pure: no I/O, no clock, no kube or axum types. The
 //! adapters (`http`, `kube`) translate between those pure types and the outside world.
 
+pub mod auth;
 pub mod config;
 pub mod core;
 pub mod error;
