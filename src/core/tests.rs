@@ -712,9 +712,9 @@ fn plan_groups_changes_per_target_with_a_deterministic_value() {
     assert_eq!(again, p);
     assert_eq!(t.value, trigger_value(&[cb.clone(), ca.clone(), cb.clone()]));
     // A different version or a different set gives a different value.
-    assert_ne!(t.value, trigger_value(&[ca.clone()]));
+    assert_ne!(t.value, trigger_value(std::slice::from_ref(&ca)));
     assert_ne!(
-        trigger_value(&[ca.clone()]),
+        trigger_value(std::slice::from_ref(&ca)),
         trigger_value(&[new_version("kv1", ObjectKind::Secret, "a", "v2")])
     );
     assert_eq!(p.triggers[1].value, trigger_value(&[cb]));
@@ -818,4 +818,287 @@ fn one_change_triggers_a_thousand_readers() {
         ix.readers_of(&obj("kv1", ObjectKind::Secret, "shared")).len(),
         1000
     );
+}
+
+// ESO's own documentation examples.
+mod fixtures {
+    use super::*;
+
+    const FILES: [&str; 8] = [
+        include_str!("../../tests/fixtures/eso/azkv-datafrom-external-secret.yaml"),
+        include_str!("../../tests/fixtures/eso/azkv-external-secret.yaml"),
+        include_str!("../../tests/fixtures/eso/azkv-pkcs12-cert-external-secret.yaml"),
+        include_str!("../../tests/fixtures/eso/azkv-secret-store-mi.yaml"),
+        include_str!("../../tests/fixtures/eso/azkv-secret-store-spn-secret.yaml"),
+        include_str!("../../tests/fixtures/eso/azkv-workload-identity-mounted.yaml"),
+        include_str!("../../tests/fixtures/eso/azkv-workload-identity-secretref.yaml"),
+        include_str!("../../tests/fixtures/eso/azkv-workload-identity.yaml"),
+    ];
+
+    fn load(ix: &mut Index, text: &str) -> usize {
+        let mut n = 0;
+        for doc in serde_saphyr::from_multiple::<Value>(text).unwrap() {
+            match Manifest::from_json(&doc, "default") {
+                Some(Manifest::Store(s)) => ix.apply_store(s),
+                Some(Manifest::ExternalSecret(e)) => ix.apply_external_secret(e),
+                Some(Manifest::ClusterExternalSecret(c)) => ix.apply_cluster_external_secret(c),
+                None => continue,
+            }
+            n += 1;
+        }
+        n
+    }
+
+    fn plan_for(ix: &Index, vault_host: &str, kind: ObjectKind, name: &str) -> Vec<String> {
+        let change = VaultChange {
+            object: ObjectRef {
+                vault: VaultId::from_url(vault_host).unwrap(),
+                kind,
+                name: ObjectName::new(name),
+            },
+            version: Some("0123456789abcdef".into()),
+            kind: ChangeKind::NewVersion,
+        };
+        targets(&plan(ix, &[change], &NoNamespaceLabels))
+            .into_iter()
+            .map(|t| t.trim_start_matches("ExternalSecret default/").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn eso_examples_build_an_index_and_plan() {
+        let mut ix = Index::default();
+        let loaded: usize = FILES.iter().map(|f| load(&mut ix, f)).sum();
+        assert_eq!(loaded, 8, "3 ExternalSecrets and 5 SecretStores");
+        assert_eq!(ix.external_secret_keys().len(), 3);
+        // `azure-store` is defined four times; the last (workload identity) wins.
+        assert_eq!(ix.store_keys().len(), 2);
+        let wi = "https://xx-xxxx-xx.vault.azure.net";
+        use ObjectKind::*;
+        assert_eq!(
+            plan_for(&ix, wi, Secret, "database-username"),
+            ["all-secrets", "database-credentials"]
+        );
+        assert_eq!(plan_for(&ix, wi, Secret, "dev-api-token"), ["all-secrets"]);
+        assert_eq!(
+            plan_for(&ix, wi, Secret, "database-credentials"),
+            ["all-secrets", "database-credentials"]
+        );
+        assert_eq!(
+            plan_for(&ix, wi, Certificate, "db-client-cert"),
+            ["all-secrets", "database-credentials"]
+        );
+        assert_eq!(
+            plan_for(&ix, wi, Key, "encryption-pubkey"),
+            ["database-credentials"]
+        );
+        assert_eq!(
+            plan_for(&ix, wi, Certificate, "tls-client-credentials"),
+            ["all-secrets", "tls-client-credentials"]
+        );
+        assert!(
+            plan_for(
+                &ix,
+                "https://kvtestpushsecret.vault.azure.net",
+                Secret,
+                "database-username"
+            )
+            .is_empty()
+        );
+        assert!(
+            plan_for(
+                &ix,
+                "https://my-keyvault-name.vault.azure.net",
+                Secret,
+                "database-username"
+            )
+            .is_empty()
+        );
+
+        let e = explain(
+            &ix,
+            &ObjectRef {
+                vault: VaultId::from_url(wi).unwrap(),
+                kind: Secret,
+                name: ObjectName::new("dev-x"),
+            },
+            &NoNamespaceLabels,
+        );
+        assert_eq!(e.refreshed.len(), 1);
+        assert_eq!(
+            e.refreshed[0].how,
+            "dataFrom[0].find.name.regexp=^dev; dataFrom[1].find.tags (cannot be evaluated from an event)"
+        );
+
+        // Re-applying the managed-identity store moves every reader to its vault.
+        load(&mut ix, FILES[3]);
+        let mi = "https://my-keyvault-name.vault.azure.net";
+        assert!(plan_for(&ix, wi, Secret, "database-username").is_empty());
+        assert_eq!(
+            plan_for(&ix, mi, Secret, "database-username"),
+            ["all-secrets", "database-credentials"]
+        );
+        assert_eq!(
+            plan_for(&ix, mi, Secret, "database-password"),
+            ["all-secrets", "database-credentials"]
+        );
+    }
+}
+
+// Incremental updates end where a fresh build does.
+mod incremental {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMESPACES: [&str; 2] = ["a", "b"];
+    const KEYS: [&str; 6] = ["x", "secret/y", "cert/z", "key/x", "z", "bogus/x"];
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        ApplyStore {
+            slot: usize,
+            provider: usize,
+        },
+        DeleteStore {
+            slot: usize,
+        },
+        ApplyEs {
+            slot: usize,
+            items: Vec<(usize, usize, bool)>,
+            find: Option<usize>,
+        },
+        DeleteEs {
+            slot: usize,
+        },
+    }
+
+    /// Store slots: (kind, namespace, name).
+    fn store_slot(slot: usize) -> (StoreKind, Option<&'static str>, &'static str) {
+        let name = ["s0", "s1"][slot % 2];
+        match slot / 2 {
+            0 => (StoreKind::SecretStore, Some("a"), name),
+            1 => (StoreKind::SecretStore, Some("b"), name),
+            _ => (StoreKind::ClusterSecretStore, None, name),
+        }
+    }
+
+    fn store_object(slot: usize, provider: usize) -> StoreObject {
+        let (kind, ns, name) = store_slot(slot);
+        let spec = match provider {
+            0 => azure_spec("kv1"),
+            1 => azure_spec("kv2"),
+            _ => json!({"provider": {"fake": {}}}),
+        };
+        store(kind, ns, name, spec)
+    }
+
+    /// A store ref choice: 0..2 SecretStore s0/s1 (kind omitted for s0), 2..4 ClusterSecretStore.
+    fn store_ref(choice: usize) -> Value {
+        match choice {
+            0 => json!({"name": "s0"}),
+            1 => json!({"name": "s1", "kind": "SecretStore"}),
+            2 => json!({"name": "s0", "kind": "ClusterSecretStore"}),
+            _ => json!({"name": "s1", "kind": "ClusterSecretStore"}),
+        }
+    }
+
+    fn es_object(slot: usize, items: &[(usize, usize, bool)], find: Option<usize>) -> ExternalSecretObject {
+        let ns = NAMESPACES[slot % 2];
+        let name = format!("e{}", slot / 2);
+        let data: Vec<Value> = items
+            .iter()
+            .map(|(key, store, pinned)| {
+                let mut d = json!({"secretKey": "k", "remoteRef": {"key": KEYS[*key % KEYS.len()]}});
+                if *pinned {
+                    d["remoteRef"]["version"] = json!("v1");
+                }
+                if *store < 4 {
+                    d["sourceRef"] = json!({"storeRef": store_ref(*store)});
+                }
+                d
+            })
+            .collect();
+        let mut spec = json!({"secretStoreRef": store_ref(slot % 4), "data": data});
+        if let Some(f) = find {
+            spec["dataFrom"] = json!([{"find": {"name": {"regexp": "x"}},
+                "sourceRef": {"storeRef": store_ref(f % 4)}}]);
+        }
+        es(ns, &name, spec)
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..6usize, 0..3usize).prop_map(|(slot, provider)| Op::ApplyStore { slot, provider }),
+            1 => (0..6usize).prop_map(|slot| Op::DeleteStore { slot }),
+            3 => (
+                0..6usize,
+                prop::collection::vec((0..6usize, 0..6usize, any::<bool>()), 0..4),
+                prop::option::of(0..4usize)
+            )
+                .prop_map(|(slot, items, find)| Op::ApplyEs { slot, items, find }),
+            1 => (0..6usize).prop_map(|slot| Op::DeleteEs { slot }),
+        ]
+    }
+
+    fn probe_changes() -> Vec<VaultChange> {
+        let mut out = Vec::new();
+        for v in ["kv1", "kv2"] {
+            for kind in [ObjectKind::Secret, ObjectKind::Certificate, ObjectKind::Key] {
+                for name in ["x", "y", "z"] {
+                    out.push(new_version(v, kind, name, "v2"));
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_order_of_updates_matches_a_fresh_build(ops in prop::collection::vec(op(), 1..40)) {
+            let mut ix = Index::default();
+            let mut stores: BTreeMap<usize, StoreObject> = BTreeMap::new();
+            let mut ess: BTreeMap<usize, ExternalSecretObject> = BTreeMap::new();
+            for op in &ops {
+                match op {
+                    Op::ApplyStore { slot, provider } => {
+                        let s = store_object(*slot, *provider);
+                        stores.insert(*slot, s.clone());
+                        ix.apply_store(s);
+                    }
+                    Op::DeleteStore { slot } => {
+                        let (kind, ns, name) = store_slot(*slot);
+                        stores.remove(slot);
+                        // Cluster stores ignore the namespace argument.
+                        let ns = if kind == StoreKind::SecretStore { ns } else { Some("ignored") };
+                        ix.delete_store(kind, ns, name);
+                    }
+                    Op::ApplyEs { slot, items, find } => {
+                        let e = es_object(*slot, items, *find);
+                        ess.insert(*slot, e.clone());
+                        ix.apply_external_secret(e);
+                    }
+                    Op::DeleteEs { slot } => {
+                        ess.remove(slot);
+                        ix.delete_external_secret(NAMESPACES[slot % 2], &format!("e{}", slot / 2));
+                    }
+                }
+            }
+            let mut stores_first = Index::default();
+            stores.values().for_each(|s| stores_first.apply_store(s.clone()));
+            ess.values().for_each(|e| stores_first.apply_external_secret(e.clone()));
+            let mut ess_first = Index::default();
+            ess.values().rev().for_each(|e| ess_first.apply_external_secret(e.clone()));
+            stores.values().rev().for_each(|s| ess_first.apply_store(s.clone()));
+
+            prop_assert_eq!(ix.reverse_maps(), stores_first.reverse_maps());
+            prop_assert_eq!(ix.reverse_maps(), ess_first.reverse_maps());
+            prop_assert_eq!(ix.stats(), stores_first.stats());
+            let changes = probe_changes();
+            prop_assert_eq!(
+                plan(&ix, &changes, &NoNamespaceLabels),
+                plan(&stores_first, &changes, &NoNamespaceLabels)
+            );
+        }
+    }
 }
