@@ -62,6 +62,18 @@ pub enum SkipReason {
     },
     /// The change is not a new version (near expiry, expired): ESO would read the same value.
     NotNewVersion(ChangeKind),
+    /// The ref's store does not exist (explain only: the ES reads nothing, from any vault).
+    StoreNotFound {
+        /// `SecretStore ns/name` or `ClusterSecretStore name`.
+        store: String,
+    },
+    /// The ref's azurekv store has an unusable `vaultUrl` (explain only).
+    StoreVaultUrlInvalid {
+        /// `SecretStore ns/name` or `ClusterSecretStore name`.
+        store: String,
+        /// The `vaultUrl` as written.
+        url: String,
+    },
     /// The `find.name.regexp` does not compile: ESO's find matches nothing.
     InvalidFindRegex {
         /// The regexp as written.
@@ -83,6 +95,8 @@ impl SkipReason {
             SkipReason::NamespaceLabelsUnknown { .. } => "namespace_labels_unknown",
             SkipReason::NotNewVersion(_) => "not_new_version",
             SkipReason::InvalidFindRegex { .. } => "invalid_find_regex",
+            SkipReason::StoreNotFound { .. } => "store_not_found",
+            SkipReason::StoreVaultUrlInvalid { .. } => "store_vault_url_invalid",
         }
     }
 }
@@ -120,6 +134,14 @@ impl fmt::Display for SkipReason {
                 f,
                 "the change is {}, not a new version: ESO would read the same value",
                 k.as_str()
+            ),
+            SkipReason::StoreNotFound { store } => write!(
+                f,
+                "{store} does not exist, so this ref reads nothing (from any vault)"
+            ),
+            SkipReason::StoreVaultUrlInvalid { store, url } => write!(
+                f,
+                "{store} has an unusable vaultUrl {url:?}, so this ref reads nothing"
             ),
             SkipReason::InvalidFindRegex { regexp, error } => write!(
                 f,
@@ -236,7 +258,10 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
     }
 }
 
-/// Every ES that reads `object`, and whether a new version of it would refresh that ES.
+/// Every ES that reads `object`, and whether a new version of it would refresh that ES. Also
+/// lists, as not refreshed, ESs that name the object (kind and name) through a store that does
+/// not exist or has an unusable `vaultUrl` ([`SkipReason::StoreNotFound`],
+/// [`SkipReason::StoreVaultUrlInvalid`]): they read nothing, but were probably meant to.
 pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabels) -> Explanation {
     let mut labels = LabelCache::new(namespaces);
     let mut out = Explanation::default();
@@ -261,6 +286,36 @@ pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabe
             }),
         }
     }
+    let mut unresolved: BTreeMap<&EsKey, Explained> = BTreeMap::new();
+    for r in index.unresolved_refs(object) {
+        let explained_already = out
+            .refreshed
+            .iter()
+            .chain(&out.not_refreshed)
+            .any(|e| &e.es == r.es);
+        if explained_already {
+            continue;
+        }
+        let store = r.store.describe();
+        let e = unresolved.entry(r.es).or_insert_with(|| Explained {
+            es: r.es.clone(),
+            target: r.entry.parsed.target.clone(),
+            how: String::new(),
+            reason: Some(match r.bad_url {
+                None => SkipReason::StoreNotFound { store },
+                Some(url) => SkipReason::StoreVaultUrlInvalid {
+                    store,
+                    url: url.to_string(),
+                },
+            }),
+        });
+        if !e.how.is_empty() {
+            e.how.push_str("; ");
+        }
+        e.how.push_str(r.how);
+    }
+    out.not_refreshed.extend(unresolved.into_values());
+    out.not_refreshed.sort_by(|a, b| a.es.cmp(&b.es));
     out
 }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{ObjectKind, ObjectName, ObjectRef, VaultId};
 use super::objects::{ClusterExternalSecretObject, EsKey, ExternalSecretObject, StoreKind, StoreObject};
-use super::spec::{self, ParsedEs, ParsedStore, ReadItem, Selector, StoreKey};
+use super::spec::{self, ParsedEs, ParsedStore, ReadItem, Selector, StoreKey, StoreProvider};
 
 /// Counts for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +54,8 @@ struct Contribution {
     objects: BTreeSet<ObjectRef>,
     find_vaults: BTreeSet<VaultId>,
     stores: BTreeSet<StoreKey>,
+    /// Names read through a store that is missing or has an unusable `vaultUrl` (for explain).
+    unresolved: BTreeSet<ObjectName>,
 }
 
 /// How one ref of an ES relates to a changed object.
@@ -75,6 +77,17 @@ pub(crate) struct ItemMatch<'a> {
     pub(crate) outcome: Outcome,
 }
 
+/// A ref whose store is missing or unusable (see [`Index::unresolved_refs`]).
+#[derive(Clone, Debug)]
+pub(crate) struct UnresolvedRef<'a> {
+    pub(crate) es: &'a EsKey,
+    pub(crate) entry: &'a EsEntry,
+    pub(crate) how: &'a str,
+    pub(crate) store: &'a StoreKey,
+    /// `None`: the store does not exist; `Some(url)`: its azurekv `vaultUrl` is unusable.
+    pub(crate) bad_url: Option<&'a str>,
+}
+
 /// The index. Build it with the `apply_*`/`delete_*` methods as watch events arrive.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
@@ -84,6 +97,7 @@ pub struct Index {
     store_dependents: BTreeMap<StoreKey, BTreeSet<EsKey>>,
     by_object: BTreeMap<ObjectRef, BTreeSet<EsKey>>,
     finders: BTreeMap<VaultId, BTreeSet<EsKey>>,
+    unresolved: BTreeMap<ObjectName, BTreeSet<EsKey>>,
 }
 
 impl Index {
@@ -261,6 +275,41 @@ impl Index {
         out
     }
 
+    /// Refs of ESs that name `object` (by kind and name) through a store that is missing or
+    /// whose `vaultUrl` is unusable: such an ES reads nothing, whichever vault it meant.
+    pub(crate) fn unresolved_refs(&self, object: &ObjectRef) -> Vec<UnresolvedRef<'_>> {
+        let mut out = Vec::new();
+        let Some(keys) = self.unresolved.get(&object.name) else {
+            return out;
+        };
+        for key in keys {
+            let Some(entry) = self.external_secrets.get(key) else {
+                continue;
+            };
+            for item in &entry.parsed.items {
+                let (Some(store), Selector::Object { kind, name, .. }) = (&item.store, &item.selector) else {
+                    continue;
+                };
+                if name != &object.name || !affected_ref_kinds(object.kind).contains(kind) {
+                    continue;
+                }
+                let bad_url = match self.stores.get(store).map(|s| &s.parsed.provider) {
+                    None => None,
+                    Some(StoreProvider::AzureKvInvalidUrl(url)) => Some(url.as_str()),
+                    Some(_) => continue,
+                };
+                out.push(UnresolvedRef {
+                    es: key,
+                    entry,
+                    how: &item.how,
+                    store,
+                    bad_url,
+                });
+            }
+        }
+        out
+    }
+
     pub(crate) fn entry(&self, key: &EsKey) -> Option<&EsEntry> {
         self.external_secrets.get(key)
     }
@@ -354,6 +403,9 @@ impl Index {
                 .or_default()
                 .insert(key.clone());
         }
+        for n in &c.unresolved {
+            self.unresolved.entry(n.clone()).or_default().insert(key.clone());
+        }
     }
 
     fn remove_contribution(&mut self, key: &EsKey, c: &Contribution) {
@@ -374,6 +426,9 @@ impl Index {
         for s in &c.stores {
             remove(&mut self.store_dependents, s, key);
         }
+        for n in &c.unresolved {
+            remove(&mut self.unresolved, n, key);
+        }
     }
 
     /// The reverse maps, for tests comparing incremental updates with a fresh build.
@@ -385,11 +440,13 @@ impl Index {
         BTreeMap<ObjectRef, BTreeSet<EsKey>>,
         BTreeMap<VaultId, BTreeSet<EsKey>>,
         BTreeMap<StoreKey, BTreeSet<EsKey>>,
+        BTreeMap<ObjectName, BTreeSet<EsKey>>,
     ) {
         (
             self.by_object.clone(),
             self.finders.clone(),
             self.store_dependents.clone(),
+            self.unresolved.clone(),
         )
     }
 }
@@ -416,7 +473,13 @@ fn contribution(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> C
     for item in &parsed.items {
         let Some(store) = &item.store else { continue };
         c.stores.insert(store.clone());
-        let Some(vault) = stores.get(store).and_then(|s| s.parsed.provider.vault()) else {
+        let provider = stores.get(store).map(|s| &s.parsed.provider);
+        let Some(vault) = provider.and_then(StoreProvider::vault) else {
+            if let (None | Some(StoreProvider::AzureKvInvalidUrl(_)), Selector::Object { name, .. }) =
+                (provider, &item.selector)
+            {
+                c.unresolved.insert(name.clone());
+            }
             continue;
         };
         match &item.selector {

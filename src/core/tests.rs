@@ -760,12 +760,85 @@ fn skip_reasons_have_labels_and_sentences() {
             regexp: "(".into(),
             error: "e".into(),
         },
+        SkipReason::StoreNotFound { store: "s".into() },
+        SkipReason::StoreVaultUrlInvalid {
+            store: "s".into(),
+            url: "u".into(),
+        },
     ];
     let labels: std::collections::BTreeSet<&str> = reasons.iter().map(SkipReason::as_str).collect();
     assert_eq!(labels.len(), reasons.len());
     for r in &reasons {
         assert!(r.to_string().len() > 20, "{r}");
     }
+}
+
+#[test]
+fn explain_names_readers_whose_store_is_missing_or_unusable() {
+    let mut ix = base_index();
+    ix.apply_external_secret(data_es("ns", "ok", "store", &["db"]));
+    ix.apply_external_secret(data_es("ns", "typo", "stroe", &["db", "secret/db", "other"]));
+    ix.apply_store(store(
+        StoreKind::SecretStore,
+        Some("ns"),
+        "bad-url",
+        json!({"provider": {"azurekv": {"vaultUrl": ""}}}),
+    ));
+    ix.apply_external_secret(data_es("ns", "bad", "bad-url", &["cert/db"]));
+    ix.apply_store(store(
+        StoreKind::SecretStore,
+        Some("ns"),
+        "aws",
+        json!({"provider": {"aws": {}}}),
+    ));
+    ix.apply_external_secret(data_es("ns", "aws-es", "aws", &["db"]));
+    let e = explain(
+        &ix,
+        &obj("kv1", ObjectKind::Certificate, "db"),
+        &NoNamespaceLabels,
+    );
+    assert_eq!(e.refreshed.len(), 1);
+    let not: Vec<(String, String, &str)> = e
+        .not_refreshed
+        .iter()
+        .map(|x| {
+            (
+                x.es.to_string(),
+                x.how.clone(),
+                x.reason.as_ref().unwrap().as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        not,
+        vec![
+            (
+                "ns/bad".to_string(),
+                "data[0].remoteRef.key=cert/db".to_string(),
+                "store_vault_url_invalid"
+            ),
+            (
+                "ns/typo".to_string(),
+                "data[0].remoteRef.key=db; data[1].remoteRef.key=secret/db".to_string(),
+                "store_not_found"
+            ),
+        ]
+    );
+    assert_eq!(
+        e.not_refreshed[1].reason,
+        Some(SkipReason::StoreNotFound {
+            store: "SecretStore ns/stroe".into()
+        })
+    );
+    // Plans never act on them.
+    let p = run(&ix, &[new_version("kv1", ObjectKind::Certificate, "db", "v")]);
+    assert_eq!(targets(&p), vec![es_target("ns", "ok")]);
+    assert!(p.skipped.is_empty());
+    // Once the store exists, the ES is an ordinary reader.
+    ix.apply_store(ss("ns", "stroe", "kv1"));
+    let e = explain(&ix, &obj("kv1", ObjectKind::Secret, "db"), &NoNamespaceLabels);
+    assert_eq!(e.refreshed.len(), 2);
+    assert!(e.not_refreshed.is_empty());
 }
 
 #[test]
