@@ -1,0 +1,443 @@
+//! Decisions: which targets to trigger for a batch of changes ([`plan`]), and why each reader of
+//! an object would or would not be refreshed ([`explain`]). Both use one evaluation, so `explain`
+//! prints exactly the reasons `plan` acts on.
+//!
+//! Only [`ChangeKind::NewVersion`] triggers. `NearExpiry`/`Expired` do not change what ESO would
+//! read; in a [`Plan`] their readers appear in `skipped` with [`SkipReason::NotNewVersion`], so the
+//! event is visibly accounted for. [`explain`] always asks "what would a new version do".
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use sha3::{Digest, Sha3_256};
+
+use super::index::{EsEntry, Index, Outcome};
+use super::model::{ChangeKind, ObjectRef, VaultChange};
+use super::objects::{EsKey, StoreKind, Target};
+use super::spec::Access;
+
+/// Labels of namespaces, for ClusterSecretStore `namespaceSelector` conditions.
+pub trait NamespaceLabels {
+    /// The namespace's labels; `None` when unknown (not watched, or not seen yet).
+    fn labels(&self, namespace: &str) -> Option<BTreeMap<String, String>>;
+}
+
+/// No namespace labels known (namespaces not watched).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoNamespaceLabels;
+
+impl NamespaceLabels for NoNamespaceLabels {
+    fn labels(&self, _namespace: &str) -> Option<BTreeMap<String, String>> {
+        None
+    }
+}
+
+impl NamespaceLabels for BTreeMap<String, BTreeMap<String, String>> {
+    fn labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        self.get(namespace).cloned()
+    }
+}
+
+/// Why a reader of a changed object is not triggered.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// The ref pins `remoteRef.version` (the value): a new version does not change it.
+    PinnedVersion(String),
+    /// `refreshPolicy: CreatedOnce`: ESO ignores metadata changes after the first sync.
+    CreatedOnce,
+    /// Periodic (or unset) policy with `refreshInterval <= 0`, already synced: ESO ignores
+    /// metadata changes.
+    RefreshIntervalZero,
+    /// `refreshInterval` is not a Go duration (the text): ESO cannot decode the object.
+    InvalidRefreshInterval(String),
+    /// The ClusterSecretStore's conditions deny the ES's namespace (the store, described).
+    NamespaceNotAllowed {
+        /// `ClusterSecretStore <name>`.
+        store: String,
+    },
+    /// Only a `namespaceSelector` could allow the namespace and its labels are unknown.
+    NamespaceLabelsUnknown {
+        /// `ClusterSecretStore <name>`.
+        store: String,
+    },
+    /// The change is not a new version (near expiry, expired): ESO would read the same value.
+    NotNewVersion(ChangeKind),
+    /// The ref's store does not exist (explain only: the ES reads nothing, from any vault).
+    StoreNotFound {
+        /// `SecretStore ns/name` or `ClusterSecretStore name`.
+        store: String,
+    },
+    /// The ref's azurekv store has an unusable `vaultUrl` (explain only).
+    StoreVaultUrlInvalid {
+        /// `SecretStore ns/name` or `ClusterSecretStore name`.
+        store: String,
+        /// The `vaultUrl` as written.
+        url: String,
+    },
+    /// The `find.name.regexp` does not compile: ESO's find matches nothing.
+    InvalidFindRegex {
+        /// The regexp as written.
+        regexp: String,
+        /// The compile error.
+        error: String,
+    },
+}
+
+impl SkipReason {
+    /// A stable snake_case label for metrics and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SkipReason::PinnedVersion(_) => "pinned_version",
+            SkipReason::CreatedOnce => "created_once",
+            SkipReason::RefreshIntervalZero => "refresh_interval_zero",
+            SkipReason::InvalidRefreshInterval(_) => "invalid_refresh_interval",
+            SkipReason::NamespaceNotAllowed { .. } => "namespace_not_allowed",
+            SkipReason::NamespaceLabelsUnknown { .. } => "namespace_labels_unknown",
+            SkipReason::NotNewVersion(_) => "not_new_version",
+            SkipReason::InvalidFindRegex { .. } => "invalid_find_regex",
+            SkipReason::StoreNotFound { .. } => "store_not_found",
+            SkipReason::StoreVaultUrlInvalid { .. } => "store_vault_url_invalid",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::PinnedVersion(v) => {
+                write!(
+                    f,
+                    "the ref pins version {v:?}, which a new version does not change"
+                )
+            }
+            SkipReason::CreatedOnce => write!(
+                f,
+                "refreshPolicy is CreatedOnce: ESO ignores annotation changes after the first sync"
+            ),
+            SkipReason::RefreshIntervalZero => write!(
+                f,
+                "refreshInterval is 0 with a periodic policy and the ES has synced: ESO ignores annotation changes (use refreshPolicy: OnChange)"
+            ),
+            SkipReason::InvalidRefreshInterval(t) => write!(
+                f,
+                "refreshInterval {t:?} is not a valid duration: ESO cannot process this ES"
+            ),
+            SkipReason::NamespaceNotAllowed { store } => write!(
+                f,
+                "{store} does not allow this namespace (spec.conditions): ESO would fail the sync"
+            ),
+            SkipReason::NamespaceLabelsUnknown { store } => write!(
+                f,
+                "{store} allows namespaces by label selector and this namespace's labels are unknown"
+            ),
+            SkipReason::NotNewVersion(k) => write!(
+                f,
+                "the change is {}, not a new version: ESO would read the same value",
+                k.as_str()
+            ),
+            SkipReason::StoreNotFound { store } => write!(
+                f,
+                "{store} does not exist, so this ref reads nothing (from any vault)"
+            ),
+            SkipReason::StoreVaultUrlInvalid { store, url } => write!(
+                f,
+                "{store} has an unusable vaultUrl {url:?}, so this ref reads nothing"
+            ),
+            SkipReason::InvalidFindRegex { regexp, error } => write!(
+                f,
+                "find.name.regexp {regexp:?} does not compile, so ESO's find matches nothing: {error}"
+            ),
+        }
+    }
+}
+
+/// One target to annotate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    /// What to patch.
+    pub target: Target,
+    /// The annotation value: [`trigger_value`] of `causes`.
+    pub value: String,
+    /// The changes that caused it, sorted and deduplicated.
+    pub causes: Vec<VaultChange>,
+    /// The ExternalSecrets that read a cause (for a CES: its children), sorted.
+    pub via: Vec<EsKey>,
+}
+
+/// A reader of a changed object that is not triggered for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The ExternalSecret.
+    pub es: EsKey,
+    /// The changed object.
+    pub object: ObjectRef,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// The outcome of [`plan`]: triggers sorted by target, skips sorted by (ES, object).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Targets to annotate, one per target.
+    pub triggers: Vec<Trigger>,
+    /// Readers not triggered, with reasons.
+    pub skipped: Vec<Skipped>,
+}
+
+/// One reader in an [`Explanation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explained {
+    /// The ExternalSecret.
+    pub es: EsKey,
+    /// What would be patched for it.
+    pub target: Target,
+    /// Which refs name the object, e.g. `data[1].remoteRef.key=secret/db`; several are joined
+    /// with `"; "`. For a refreshed ES only the refs that cause the refresh.
+    pub how: String,
+    /// Why it would not be refreshed (`None` when it would be).
+    pub reason: Option<SkipReason>,
+}
+
+/// The outcome of [`explain`], each list sorted by ES.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Explanation {
+    /// Readers a new version of the object refreshes.
+    pub refreshed: Vec<Explained>,
+    /// Readers it does not refresh, with reasons.
+    pub not_refreshed: Vec<Explained>,
+}
+
+/// The triggers for a batch of changes: every ES that reads a changed object at its latest
+/// version, through an azurekv store of the object's vault that allows its namespace, under a
+/// refresh policy that honours annotation changes. Grouped per target (a CES once, however many
+/// children match), with a value deterministic in the set of causes.
+pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLabels) -> Plan {
+    let mut changes: Vec<&VaultChange> = changes.iter().collect();
+    changes.sort_by(|a, b| change_order(a).cmp(&change_order(b)));
+    changes.dedup();
+
+    let mut labels = LabelCache::new(namespaces);
+    let mut groups: BTreeMap<Target, (Vec<VaultChange>, BTreeSet<EsKey>)> = BTreeMap::new();
+    let mut skipped: BTreeSet<(EsKey, ObjectRef, SkipReason)> = BTreeSet::new();
+
+    for change in changes {
+        for es in index.candidates(&change.object) {
+            let Some(entry) = index.entry(&es) else {
+                continue;
+            };
+            match evaluate(index, entry, &change.object, change.kind, &mut labels) {
+                None => {}
+                Some(Verdict::Trigger(_)) => {
+                    let group = groups.entry(entry.parsed.target.clone()).or_default();
+                    if group.0.last() != Some(change) {
+                        group.0.push(change.clone());
+                    }
+                    group.1.insert(es);
+                }
+                Some(Verdict::Skip(reason, _)) => {
+                    skipped.insert((es, change.object.clone(), reason));
+                }
+            }
+        }
+    }
+
+    Plan {
+        triggers: groups
+            .into_iter()
+            .map(|(target, (causes, via))| Trigger {
+                value: trigger_value(&causes),
+                target,
+                causes,
+                via: via.into_iter().collect(),
+            })
+            .collect(),
+        skipped: skipped
+            .into_iter()
+            .map(|(es, object, reason)| Skipped { es, object, reason })
+            .collect(),
+    }
+}
+
+/// Every ES that reads `object`, and whether a new version of it would refresh that ES. Also
+/// lists, as not refreshed, ESs that name the object (kind and name) through a store that does
+/// not exist or has an unusable `vaultUrl` ([`SkipReason::StoreNotFound`],
+/// [`SkipReason::StoreVaultUrlInvalid`]): they read nothing, but were probably meant to.
+pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabels) -> Explanation {
+    let mut labels = LabelCache::new(namespaces);
+    let mut out = Explanation::default();
+    for es in index.candidates(object) {
+        let Some(entry) = index.entry(&es) else {
+            continue;
+        };
+        let target = entry.parsed.target.clone();
+        match evaluate(index, entry, object, ChangeKind::NewVersion, &mut labels) {
+            None => {}
+            Some(Verdict::Trigger(how)) => out.refreshed.push(Explained {
+                es,
+                target,
+                how: how.join("; "),
+                reason: None,
+            }),
+            Some(Verdict::Skip(reason, how)) => out.not_refreshed.push(Explained {
+                es,
+                target,
+                how: how.join("; "),
+                reason: Some(reason),
+            }),
+        }
+    }
+    let mut unresolved: BTreeMap<&EsKey, Explained> = BTreeMap::new();
+    for r in index.unresolved_refs(object) {
+        let explained_already = out
+            .refreshed
+            .iter()
+            .chain(&out.not_refreshed)
+            .any(|e| &e.es == r.es);
+        if explained_already {
+            continue;
+        }
+        let store = r.store.describe();
+        let e = unresolved.entry(r.es).or_insert_with(|| Explained {
+            es: r.es.clone(),
+            target: r.entry.parsed.target.clone(),
+            how: String::new(),
+            reason: Some(match r.bad_url {
+                None => SkipReason::StoreNotFound { store },
+                Some(url) => SkipReason::StoreVaultUrlInvalid {
+                    store,
+                    url: url.to_string(),
+                },
+            }),
+        });
+        if !e.how.is_empty() {
+            e.how.push_str("; ");
+        }
+        e.how.push_str(r.how);
+    }
+    out.not_refreshed.extend(unresolved.into_values());
+    out.not_refreshed.sort_by(|a, b| a.es.cmp(&b.es));
+    out
+}
+
+/// The annotation value for a set of causes: `kv-` and 16 hex digits of SHA3-256 over the
+/// sorted, deduplicated `(vault, kind, name, version)` of the causes. Same set ⇒ same value
+/// (a redelivered event patches nothing new); no secret material; 19 characters.
+pub fn trigger_value(causes: &[VaultChange]) -> String {
+    let mut keys: Vec<(&str, &str, &str, &str)> = causes
+        .iter()
+        .map(|c| {
+            (
+                c.object.vault.as_str(),
+                c.object.kind.as_str(),
+                c.object.name.as_str(),
+                c.version.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut hasher = Sha3_256::new();
+    for (vault, kind, name, version) in keys {
+        for field in [vault, kind, name, version] {
+            hasher.update(field.as_bytes());
+            hasher.update([0x1f]);
+        }
+        hasher.update([0x1e]);
+    }
+    let digest = hasher.finalize();
+    format!("kv-{}", hex::encode(&digest[..8]))
+}
+
+fn change_order(c: &VaultChange) -> (&ObjectRef, &Option<String>, ChangeKind) {
+    (&c.object, &c.version, c.kind)
+}
+
+/// What a new version (or other change) of one object means for one ES.
+enum Verdict {
+    /// Triggered, via these refs.
+    Trigger(Vec<String>),
+    /// Not triggered, for this reason; these refs name the object.
+    Skip(SkipReason, Vec<String>),
+}
+
+/// Namespace labels, asked once per namespace per call.
+struct LabelCache<'a> {
+    source: &'a dyn NamespaceLabels,
+    cache: HashMap<String, Option<BTreeMap<String, String>>>,
+}
+
+impl<'a> LabelCache<'a> {
+    fn new(source: &'a dyn NamespaceLabels) -> LabelCache<'a> {
+        LabelCache {
+            source,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, namespace: &str) -> Option<&BTreeMap<String, String>> {
+        if !self.cache.contains_key(namespace) {
+            let labels = self.source.labels(namespace);
+            self.cache.insert(namespace.to_string(), labels);
+        }
+        self.cache.get(namespace).and_then(Option::as_ref)
+    }
+}
+
+fn evaluate(
+    index: &Index,
+    entry: &EsEntry,
+    object: &ObjectRef,
+    change: ChangeKind,
+    labels: &mut LabelCache<'_>,
+) -> Option<Verdict> {
+    let matches = index.item_matches(entry, object);
+    if matches.is_empty() {
+        return None;
+    }
+    let all_how = || matches.iter().map(|m| m.item.how.clone()).collect::<Vec<_>>();
+    if change != ChangeKind::NewVersion {
+        return Some(Verdict::Skip(SkipReason::NotNewVersion(change), all_how()));
+    }
+    if let Some(reason) = &entry.parsed.policy_skip {
+        return Some(Verdict::Skip(reason.clone(), all_how()));
+    }
+    let namespace = entry.object.meta.namespace.as_deref().unwrap_or("");
+    let mut effective = Vec::new();
+    let mut first_block = None;
+    for m in &matches {
+        let block = match &m.outcome {
+            Outcome::Pinned(v) => Some(SkipReason::PinnedVersion(v.clone())),
+            Outcome::InvalidRegex { regexp, error } => Some(SkipReason::InvalidFindRegex {
+                regexp: regexp.clone(),
+                error: error.clone(),
+            }),
+            Outcome::Reads if m.store.kind == StoreKind::ClusterSecretStore => {
+                let access = index
+                    .store(m.store)
+                    .map(|s| s.conditions.access(namespace, labels.get(namespace)))
+                    .unwrap_or(Access::Denied);
+                match access {
+                    Access::Allowed => None,
+                    Access::Denied => Some(SkipReason::NamespaceNotAllowed {
+                        store: m.store.describe(),
+                    }),
+                    Access::Unknown => Some(SkipReason::NamespaceLabelsUnknown {
+                        store: m.store.describe(),
+                    }),
+                }
+            }
+            Outcome::Reads => None,
+        };
+        match block {
+            None => effective.push(m.item.how.clone()),
+            Some(reason) => {
+                first_block.get_or_insert(reason);
+            }
+        }
+    }
+    match first_block {
+        _ if !effective.is_empty() => Some(Verdict::Trigger(effective)),
+        Some(reason) => Some(Verdict::Skip(reason, all_how())),
+        None => None,
+    }
+}

@@ -1,0 +1,559 @@
+//! Tolerant reading of ESO specs into the facts matching needs: which store each ref uses, which
+//! Key Vault object (or which `find`) it reads, and the refresh policy. Everything here mirrors
+//! ESO's own code paths (see `/work/shared/reference/eso.md` §3–§5); comments name the rule.
+//!
+//! Internal to the core: the index stores these parsed forms next to the raw objects.
+
+use std::collections::BTreeMap;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+use super::decide::SkipReason;
+use super::model::{ObjectKind, ObjectName, VaultId};
+use super::objects::{ExternalSecretObject, RefreshInterval, StoreKind, StoreObject, Target};
+
+/// Which store a ref resolves to: a `SecretStore` in the ES's namespace, or a cluster store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct StoreKey {
+    pub(crate) kind: StoreKind,
+    /// `Some(ns)` for a `SecretStore`, `None` for a `ClusterSecretStore`.
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: String,
+}
+
+impl StoreKey {
+    /// Normalises a key: cluster stores have no namespace.
+    pub(crate) fn new(kind: StoreKind, namespace: Option<&str>, name: &str) -> StoreKey {
+        StoreKey {
+            kind,
+            namespace: match kind {
+                StoreKind::SecretStore => Some(namespace.unwrap_or("").to_string()),
+                StoreKind::ClusterSecretStore => None,
+            },
+            name: name.to_string(),
+        }
+    }
+
+    /// `SecretStore ns/name` or `ClusterSecretStore name`, for reasons and explanations.
+    pub(crate) fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {}/{}", self.kind, ns, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// A `find.name.regexp`, compiled once.
+#[derive(Clone, Debug)]
+pub(crate) struct FindRegex {
+    pub(crate) source: String,
+    /// The compiled regex, or the compile error. Compiled case-insensitively: events carry
+    /// lowercased names (Key Vault names are case-insensitive) while ESO matches the name as
+    /// listed, so matching every case variant is the faithful superset.
+    pub(crate) compiled: Result<Regex, String>,
+}
+
+/// What one ref reads.
+#[derive(Clone, Debug)]
+pub(crate) enum Selector {
+    /// One object: `data[].remoteRef` or `dataFrom[].extract`.
+    Object {
+        kind: ObjectKind,
+        name: ObjectName,
+        /// `Some(v)` when `version` is non-empty: pinned.
+        version: Option<String>,
+    },
+    /// `dataFrom[].find`: secrets of the store's vault, filtered by name regexp and tags (AND).
+    Find { regexp: Option<FindRegex> },
+    /// ESO would error on this ref (unknown prefix, `cert/`/`key/` in `extract`, empty key).
+    Unreadable,
+}
+
+/// One ref of an ES: where it is, which store it uses, what it reads.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadItem {
+    /// `data[1].remoteRef.key=secret/db`, `dataFrom[0].find.name.regexp=^db`, …
+    pub(crate) how: String,
+    /// `None` when no store is named at all.
+    pub(crate) store: Option<StoreKey>,
+    pub(crate) selector: Selector,
+}
+
+/// An ES as the index needs it.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedEs {
+    pub(crate) items: Vec<ReadItem>,
+    /// What gets patched for this ES.
+    pub(crate) target: Target,
+    /// Why ESO would ignore a trigger whatever it reads (refresh policy / interval).
+    pub(crate) policy_skip: Option<SkipReason>,
+}
+
+/// Parses an ES (also a CES child: it has the CES's `externalSecretSpec`).
+pub(crate) fn parse_es(es: &ExternalSecretObject) -> ParsedEs {
+    let namespace = es.meta.namespace.as_deref().unwrap_or("");
+    let spec = &es.spec;
+    let default_store = store_ref(spec.get("secretStoreRef"), namespace);
+    let mut items = Vec::new();
+
+    for (i, d) in array(spec.get("data")).iter().enumerate() {
+        let store = item_store(d, namespace).or_else(|| default_store.clone());
+        let remote = d.get("remoteRef");
+        let key = str_at(remote, "key");
+        let how = format!("data[{i}].remoteRef.key={key}");
+        let selector = object_selector(key, str_at(remote, "version"), false);
+        items.push(ReadItem { how, store, selector });
+    }
+
+    for (i, d) in array(spec.get("dataFrom")).iter().enumerate() {
+        if d.get("sourceRef")
+            .and_then(|s| s.get("generatorRef"))
+            .is_some_and(|g| !g.is_null())
+        {
+            continue; // a generator, not the store
+        }
+        let store = item_store(d, namespace).or_else(|| default_store.clone());
+        if let Some(extract) = d.get("extract").filter(|v| v.is_object()) {
+            let key = str_at(Some(extract), "key");
+            items.push(ReadItem {
+                how: format!("dataFrom[{i}].extract.key={key}"),
+                store,
+                selector: object_selector(key, str_at(Some(extract), "version"), true),
+            });
+        } else if let Some(find) = d.get("find").filter(|v| v.is_object()) {
+            // ESO: checkName := ref.Name != nil && ref.Name.RegExp != ""; checkTags := len(tags) > 0.
+            let regexp = find
+                .get("name")
+                .and_then(|n| n.get("regexp"))
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+                .map(|source| FindRegex {
+                    source: source.to_string(),
+                    compiled: RegexBuilder::new(source)
+                        .case_insensitive(true)
+                        .build()
+                        .map_err(|e| e.to_string()),
+                });
+            let no_tags = find
+                .get("tags")
+                .and_then(Value::as_object)
+                .is_none_or(|t| t.is_empty());
+            let how = match (&regexp, no_tags) {
+                (Some(r), true) => format!("dataFrom[{i}].find.name.regexp={}", r.source),
+                (Some(r), false) => format!(
+                    "dataFrom[{i}].find.name.regexp={} and find.tags (tags cannot be evaluated from an event)",
+                    r.source
+                ),
+                (None, false) => {
+                    format!("dataFrom[{i}].find.tags (cannot be evaluated from an event)")
+                }
+                (None, true) => format!("dataFrom[{i}].find (all secrets of the vault)"),
+            };
+            items.push(ReadItem {
+                how,
+                store,
+                selector: Selector::Find { regexp },
+            });
+        }
+    }
+
+    let target = match &es.meta.controller {
+        Some(owner) if owner.kind == "ClusterExternalSecret" => {
+            Target::ClusterExternalSecret(owner.name.clone())
+        }
+        _ => Target::ExternalSecret(es.key()),
+    };
+
+    ParsedEs {
+        items,
+        target,
+        policy_skip: policy_skip(es),
+    }
+}
+
+/// ESO's `shouldRefresh` for a metadata-only change (eso.md §1.2, §1.4).
+fn policy_skip(es: &ExternalSecretObject) -> Option<SkipReason> {
+    if let RefreshInterval::Invalid(text) = &es.refresh_interval {
+        return Some(SkipReason::InvalidRefreshInterval(text.clone()));
+    }
+    match es.spec.get("refreshPolicy").and_then(Value::as_str) {
+        Some("CreatedOnce") => Some(SkipReason::CreatedOnce),
+        Some("OnChange") => None,
+        // "Periodic", unset, or anything else: ESO's `default:` branch is periodic.
+        _ => (es.refresh_interval == RefreshInterval::ZeroOrNegative
+            && !es.synced_resource_version().is_empty())
+        .then_some(SkipReason::RefreshIntervalZero),
+    }
+}
+
+/// ESO's `getObjType` (eso.md §4.1): no `/` ⇒ secret; else the first segment is the type
+/// (case-sensitive `secret`/`cert`/`key`) and only the second segment is the name.
+/// `extract` (`GetSecretMap`) reads secrets only: `cert/` and `key/` error out.
+fn object_selector(key: &str, version: &str, extract: bool) -> Selector {
+    let parts: Vec<&str> = key.split('/').collect();
+    let (kind, name) = if parts.len() > 1 {
+        let kind = match parts[0] {
+            "secret" => ObjectKind::Secret,
+            "cert" if !extract => ObjectKind::Certificate,
+            "key" if !extract => ObjectKind::Key,
+            // `extract` of cert/ or key/ (errDataFromCert/Key), or an unknown type.
+            _ => return Selector::Unreadable,
+        };
+        (kind, parts[1])
+    } else {
+        (ObjectKind::Secret, key)
+    };
+    if name.trim().is_empty() {
+        return Selector::Unreadable;
+    }
+    Selector::Object {
+        kind,
+        name: ObjectName::new(name),
+        version: (!version.is_empty()).then(|| version.to_string()),
+    }
+}
+
+/// A per-item `sourceRef.storeRef`, which overrides `spec.secretStoreRef` (`Manager.Get`).
+fn item_store(item: &Value, namespace: &str) -> Option<StoreKey> {
+    item.get("sourceRef")
+        .and_then(|s| s.get("storeRef"))
+        .filter(|v| v.is_object())
+        .and_then(|r| store_ref(Some(r), namespace))
+}
+
+/// A `{name, kind}` store reference resolved against the ES's namespace.
+fn store_ref(r: Option<&Value>, namespace: &str) -> Option<StoreKey> {
+    let r = r.filter(|v| v.is_object())?;
+    let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+    let kind = StoreKind::from_ref_kind(r.get("kind").and_then(Value::as_str));
+    Some(StoreKey::new(kind, Some(namespace), name))
+}
+
+fn array(v: Option<&Value>) -> &[Value] {
+    v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn str_at<'a>(v: Option<&'a Value>, field: &str) -> &'a str {
+    v.and_then(|v| v.get(field)).and_then(Value::as_str).unwrap_or("")
+}
+
+/// What a store provides to matching.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedStore {
+    pub(crate) provider: StoreProvider,
+    /// Namespace conditions (cluster stores only; a `SecretStore` ignores them).
+    pub(crate) conditions: Conditions,
+}
+
+/// The store's provider, as far as kvsync cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoreProvider {
+    /// `spec.provider.azurekv` with a usable `vaultUrl`.
+    AzureKv(VaultId),
+    /// `azurekv` whose `vaultUrl` is missing or unusable.
+    AzureKvInvalidUrl(String),
+    /// Any other provider.
+    Other,
+}
+
+impl StoreProvider {
+    pub(crate) fn vault(&self) -> Option<&VaultId> {
+        match self {
+            StoreProvider::AzureKv(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn parse_store(s: &StoreObject) -> ParsedStore {
+    let provider = match s.spec.get("provider").and_then(|p| p.get("azurekv")) {
+        Some(az) if az.is_object() => {
+            let url = az.get("vaultUrl").and_then(Value::as_str).unwrap_or("");
+            match VaultId::from_url(url) {
+                Ok(v) => StoreProvider::AzureKv(v),
+                Err(_) => StoreProvider::AzureKvInvalidUrl(url.to_string()),
+            }
+        }
+        _ => StoreProvider::Other,
+    };
+    let conditions = match s.kind {
+        StoreKind::SecretStore => Conditions::default(),
+        StoreKind::ClusterSecretStore => Conditions::parse(s.spec.get("conditions")),
+    };
+    ParsedStore { provider, conditions }
+}
+
+/// The label every namespace carries (set by the API server), implied by ESO's `namespaces[]`.
+pub(crate) const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A ClusterSecretStore's `spec.conditions[]` (eso.md §5). Empty ⇒ every namespace.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Conditions(Vec<Condition>);
+
+#[derive(Clone, Debug)]
+struct Condition {
+    namespaces: Vec<String>,
+    regexes: Vec<Option<Regex>>,
+    selector: Option<LabelSelector>,
+}
+
+/// A `metav1.LabelSelector`; `None` requirements when it does not convert (ESO errors then).
+#[derive(Clone, Debug)]
+struct LabelSelector {
+    requirements: Option<Vec<Requirement>>,
+}
+
+#[derive(Clone, Debug)]
+enum Requirement {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl Requirement {
+    fn key(&self) -> &str {
+        match self {
+            Requirement::In(k, _)
+            | Requirement::NotIn(k, _)
+            | Requirement::Exists(k)
+            | Requirement::DoesNotExist(k) => k,
+        }
+    }
+
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+        }
+    }
+}
+
+impl LabelSelector {
+    /// `metav1.LabelSelectorAsSelector`: matchLabels are `In` single values; In/NotIn need
+    /// values, Exists/DoesNotExist must have none; anything else is an error.
+    fn parse(v: &Value) -> LabelSelector {
+        let mut reqs = Vec::new();
+        if let Some(ml) = v.get("matchLabels").and_then(Value::as_object) {
+            for (k, val) in ml {
+                reqs.push(Requirement::In(
+                    k.clone(),
+                    vec![val.as_str().unwrap_or("").to_string()],
+                ));
+            }
+        }
+        for e in array(v.get("matchExpressions")) {
+            let key = str_at(Some(e), "key").to_string();
+            let values: Vec<String> = array(e.get("values"))
+                .iter()
+                .map(|x| x.as_str().unwrap_or("").to_string())
+                .collect();
+            let req = match (str_at(Some(e), "operator"), values.is_empty()) {
+                ("In", false) => Requirement::In(key, values),
+                ("NotIn", false) => Requirement::NotIn(key, values),
+                ("Exists", true) => Requirement::Exists(key),
+                ("DoesNotExist", true) => Requirement::DoesNotExist(key),
+                _ => {
+                    return LabelSelector { requirements: None };
+                }
+            };
+            reqs.push(req);
+        }
+        LabelSelector {
+            requirements: Some(reqs),
+        }
+    }
+
+    /// `Some(matches)`, or `None` when the namespace's labels are needed but unknown.
+    fn matches(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> Option<bool> {
+        let Some(reqs) = &self.requirements else {
+            return Some(false); // ESO fails to convert it: never allows.
+        };
+        let mut known = match labels {
+            Some(l) => l.clone(),
+            None if reqs.iter().all(|r| r.key() == NAMESPACE_NAME_LABEL) => BTreeMap::new(),
+            None => return None,
+        };
+        known.insert(NAMESPACE_NAME_LABEL.to_string(), namespace.to_string());
+        Some(reqs.iter().all(|r| r.matches(&known)))
+    }
+}
+
+/// Whether a namespace may use a cluster store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Allowed,
+    Denied,
+    /// Only a label selector could allow it, and the namespace's labels are unknown.
+    Unknown,
+}
+
+impl Conditions {
+    fn parse(v: Option<&Value>) -> Conditions {
+        Conditions(
+            array(v)
+                .iter()
+                .map(|c| Condition {
+                    namespaces: array(c.get("namespaces"))
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect(),
+                    regexes: array(c.get("namespaceRegexes"))
+                        .iter()
+                        .map(|r| r.as_str().and_then(|r| Regex::new(r).ok()))
+                        .collect(),
+                    selector: c
+                        .get("namespaceSelector")
+                        .filter(|s| s.is_object())
+                        .map(LabelSelector::parse),
+                })
+                .collect(),
+        )
+    }
+
+    /// ESO's `shouldProcessSecret`: everything ORed, across and within conditions. Regexes are
+    /// unanchored (`regexp.MatchString`); an invalid one never matches.
+    pub(crate) fn access(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> Access {
+        if self.0.is_empty() {
+            return Access::Allowed;
+        }
+        let mut unknown = false;
+        for c in &self.0 {
+            if c.namespaces.iter().any(|n| n == namespace)
+                || c.regexes.iter().flatten().any(|r| r.is_match(namespace))
+            {
+                return Access::Allowed;
+            }
+            match c.selector.as_ref().map(|s| s.matches(namespace, labels)) {
+                Some(Some(true)) => return Access::Allowed,
+                Some(None) => unknown = true,
+                _ => {}
+            }
+        }
+        if unknown { Access::Unknown } else { Access::Denied }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conds(v: Value) -> Conditions {
+        Conditions::parse(Some(&v))
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn object_keys_follow_get_obj_type() {
+        let sel = |k: &str| object_selector(k, "", false);
+        let is = |s: Selector, kind: ObjectKind, name: &str| match s {
+            Selector::Object { kind: k, name: n, .. } => k == kind && n.as_str() == name,
+            _ => false,
+        };
+        assert!(is(sel("db"), ObjectKind::Secret, "db"));
+        assert!(is(sel("secret/db"), ObjectKind::Secret, "db"));
+        assert!(is(sel("cert/Tls"), ObjectKind::Certificate, "tls"));
+        assert!(is(sel("key/k1"), ObjectKind::Key, "k1"));
+        // Only the second segment is the name.
+        assert!(is(sel("secret/db/extra/more"), ObjectKind::Secret, "db"));
+        // Prefixes are case-sensitive; unknown prefixes are ESO errors.
+        assert!(matches!(sel("Secret/db"), Selector::Unreadable));
+        assert!(matches!(sel("certificate/db"), Selector::Unreadable));
+        assert!(matches!(sel(""), Selector::Unreadable));
+        assert!(matches!(sel("secret/"), Selector::Unreadable));
+        // extract reads secrets only.
+        assert!(matches!(
+            object_selector("cert/x", "", true),
+            Selector::Unreadable
+        ));
+        assert!(matches!(object_selector("key/x", "", true), Selector::Unreadable));
+        assert!(is(object_selector("secret/x", "", true), ObjectKind::Secret, "x"));
+        // Version pins.
+        assert!(matches!(
+            object_selector("db", "abc", false),
+            Selector::Object { version: Some(v), .. } if v == "abc"
+        ));
+    }
+
+    #[test]
+    fn no_conditions_allow_every_namespace() {
+        assert_eq!(conds(json!([])).access("x", None), Access::Allowed);
+        assert_eq!(Conditions::parse(None).access("x", None), Access::Allowed);
+    }
+
+    #[test]
+    fn conditions_or_names_regexes_and_selectors() {
+        let c = conds(json!([
+            {"namespaces": ["team-a"]},
+            {"namespaceRegexes": ["prod", "(invalid"]},
+            {"namespaceSelector": {"matchLabels": {"env": "dev"}}}
+        ]));
+        assert_eq!(c.access("team-a", None), Access::Allowed);
+        // Unanchored: `prod` matches inside the name.
+        assert_eq!(c.access("my-prod-x", None), Access::Allowed);
+        let dev = labels(&[("env", "dev")]);
+        let other = labels(&[("env", "qa")]);
+        assert_eq!(c.access("qa", Some(&dev)), Access::Allowed);
+        assert_eq!(c.access("qa", Some(&other)), Access::Denied);
+        // Labels unknown and only the selector could allow it: don't guess.
+        assert_eq!(c.access("qa", None), Access::Unknown);
+    }
+
+    #[test]
+    fn within_one_condition_parts_are_ored() {
+        let c = conds(json!([{
+            "namespaces": ["a"],
+            "namespaceRegexes": ["^b"],
+            "namespaceSelector": {"matchLabels": {"x": "y"}}
+        }]));
+        assert_eq!(c.access("a", Some(&labels(&[]))), Access::Allowed);
+        assert_eq!(c.access("bee", Some(&labels(&[]))), Access::Allowed);
+        assert_eq!(c.access("c", Some(&labels(&[("x", "y")]))), Access::Allowed);
+        assert_eq!(c.access("c", Some(&labels(&[]))), Access::Denied);
+    }
+
+    #[test]
+    fn selector_expressions_and_the_implied_name_label() {
+        let c = conds(json!([{"namespaceSelector": {"matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["gold", "silver"]},
+            {"key": "frozen", "operator": "DoesNotExist"},
+            {"key": "region", "operator": "NotIn", "values": ["cn"]},
+            {"key": "owner", "operator": "Exists"}
+        ]}}]));
+        let ok = labels(&[("tier", "gold"), ("owner", "me")]);
+        assert_eq!(c.access("n", Some(&ok)), Access::Allowed);
+        let frozen = labels(&[("tier", "gold"), ("owner", "me"), ("frozen", "1")]);
+        assert_eq!(c.access("n", Some(&frozen)), Access::Denied);
+        let cn = labels(&[("tier", "gold"), ("owner", "me"), ("region", "cn")]);
+        assert_eq!(c.access("n", Some(&cn)), Access::Denied);
+        let no_owner = labels(&[("tier", "silver")]);
+        assert_eq!(c.access("n", Some(&no_owner)), Access::Denied);
+        let bronze = labels(&[("tier", "bronze"), ("owner", "me")]);
+        assert_eq!(c.access("n", Some(&bronze)), Access::Denied);
+
+        // kubernetes.io/metadata.name is implied, so it is evaluable without labels.
+        let by_name = conds(json!([{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "payments"}}}]));
+        assert_eq!(by_name.access("payments", None), Access::Allowed);
+        assert_eq!(by_name.access("other", None), Access::Denied);
+        assert_eq!(by_name.access("payments", Some(&labels(&[]))), Access::Allowed);
+        // An empty selector selects everything.
+        let everything = conds(json!([{"namespaceSelector": {}}]));
+        assert_eq!(everything.access("any", None), Access::Allowed);
+        // A selector ESO cannot convert never allows.
+        let bad = conds(json!([{"namespaceSelector": {"matchExpressions": [
+            {"key": "a", "operator": "In", "values": []}]}}]));
+        assert_eq!(bad.access("n", Some(&labels(&[]))), Access::Denied);
+    }
+}
