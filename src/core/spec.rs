@@ -487,6 +487,27 @@ mod tests {
     }
 
     #[test]
+    fn only_cluster_stores_parse_conditions() {
+        use crate::core::objects::Meta;
+        let spec = json!({"provider": {"azurekv": {"vaultUrl": "https://KV.vault.azure.net/"}},
+            "conditions": [{"namespaces": ["nobody"]}]});
+        let mk = |kind| StoreObject {
+            kind,
+            meta: Meta::default(),
+            spec: spec.clone(),
+            status: Value::Null,
+        };
+        let ss = parse_store(&mk(StoreKind::SecretStore));
+        assert_eq!(ss.conditions.access("ns", None), Access::Allowed);
+        let css = parse_store(&mk(StoreKind::ClusterSecretStore));
+        assert_eq!(css.conditions.access("ns", None), Access::Denied);
+        assert_eq!(
+            css.provider,
+            StoreProvider::AzureKv(VaultId::from_url("https://kv.vault.azure.net").unwrap())
+        );
+    }
+
+    #[test]
     fn no_conditions_allow_every_namespace() {
         assert_eq!(conds(json!([])).access("x", None), Access::Allowed);
         assert_eq!(Conditions::parse(None).access("x", None), Access::Allowed);
