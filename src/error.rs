@@ -8,6 +8,9 @@ pub enum Error {
     /// The Kubernetes client configuration could not be loaded (kubeconfig or in-cluster).
     #[error("failed to load Kubernetes client configuration")]
     KubeConfig(#[source] ::kube::config::InferConfigError),
+    /// A kubeconfig file named in the configuration is unusable.
+    #[error("failed to load kubeconfig {0}")]
+    KubeConfigFile(PathBuf, #[source] ::kube::config::KubeconfigError),
     /// The Kubernetes client could not be built from a loaded configuration.
     #[error("failed to build Kubernetes client")]
     KubeClient(#[source] ::kube::Error),

@@ -17,15 +17,19 @@
 //! Decision logic (`eventgrid`, `core`) is pure: no I/O, no clock, no kube or axum types. The
 //! adapters (`http`, `kube`) translate between those pure types and the outside world.
 
+pub mod apply;
 pub mod auth;
 pub mod config;
 pub mod core;
+pub mod demo;
 pub mod error;
 pub mod eventgrid;
 pub mod http;
 pub mod kube;
 pub mod metrics;
 pub mod readiness;
+pub mod report;
+pub mod service;
 pub mod telemetry;
 
 pub use error::{Error, Result};

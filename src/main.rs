@@ -4,10 +4,16 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use kvsync::config::{Cli, Command, ServeArgs};
+use kvsync::auth::{AuthMode, Authenticator};
+use kvsync::config::{Cli, Command, ExplainArgs, FunctionsArgs, ServeArgs};
+use kvsync::core::decide::{NoNamespaceLabels, explain};
+use kvsync::core::index::Index;
+use kvsync::core::model::{ObjectName, ObjectRef, VaultId};
+use kvsync::http::explain::ExplainState;
 use kvsync::http::{self, AppState};
 use kvsync::metrics::Metrics;
 use kvsync::readiness::Readiness;
+use kvsync::service;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,21 +21,146 @@ async fn main() -> anyhow::Result<()> {
     kvsync::telemetry::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Functions(args) => functions(args).await,
+        Command::Demo(args) => kvsync::demo::run(args).await.context("demo"),
+        Command::Explain(args) => explain_cli(args).await,
     }
 }
 
+async fn client_unless_manifests(manifests: bool) -> anyhow::Result<Option<kube::Client>> {
+    if manifests {
+        return Ok(None);
+    }
+    Ok(Some(
+        kvsync::kube::client::from_env()
+            .await
+            .context("kubernetes client (or use --manifests DIR)")?,
+    ))
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let ServeArgs { listen } = args;
-    let _client = kvsync::kube::client::from_env()
-        .await
-        .context("kubernetes client")?;
+    let ServeArgs { listen, auth, engine } = args;
+    let auth = Authenticator::from_args(&auth).context("delivery authentication")?;
+    if auth.mode() == AuthMode::Disabled {
+        tracing::warn!("--insecure-no-auth: deliveries are accepted without authentication");
+    } else {
+        tracing::info!(mode = ?auth.mode(), "delivery authentication on");
+    }
+    let client = client_unless_manifests(engine.manifests.is_some()).await?;
+    let mut metrics = Metrics::new();
+    let readiness = Readiness::default();
+    let started = service::start_engine(&engine, client, &mut metrics, &readiness).context("start")?;
+    let ingest = service::ingest(
+        &engine,
+        auth.clone(),
+        started.apply.clone(),
+        readiness.clone(),
+        &mut metrics,
+    );
+    let explain = ExplainState {
+        index: started.index.clone(),
+        namespaces: started.namespaces.clone(),
+        cloud: engine.cloud,
+        auth,
+    };
     let state = AppState {
-        metrics: Arc::new(Metrics::new()),
-        readiness: Readiness::default(),
+        metrics: Arc::new(metrics),
+        readiness,
+        ingest: Arc::new(ingest),
+        explain: Arc::new(explain),
     };
     http::serve(listen, http::router(state), http::shutdown_signal())
         .await
         .context("serve")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn functions(args: FunctionsArgs) -> anyhow::Result<()> {
+    let FunctionsArgs {
+        port,
+        allowed_sources,
+        kubeconfig,
+        engine,
+    } = args;
+    // The Functions host authenticates Event Grid (system key) and is the only caller, on loopback.
+    let auth = Authenticator::from_args(&kvsync::auth::AuthArgs::insecure_with_sources(allowed_sources))
+        .context("functions authentication")?;
+    let client = match (&engine.manifests, kubeconfig) {
+        (Some(_), _) => None,
+        (None, Some(path)) => Some(
+            kvsync::kube::client::from_kubeconfig_file(&path)
+                .await
+                .context("kubeconfig")?,
+        ),
+        (None, None) => client_unless_manifests(false).await?,
+    };
+    let mut metrics = Metrics::new();
+    let readiness = Readiness::default();
+    let started = service::start_engine(&engine, client, &mut metrics, &readiness).context("start")?;
+    let ingest = service::ingest(
+        &engine,
+        auth.clone(),
+        started.apply.clone(),
+        readiness.clone(),
+        &mut metrics,
+    );
+    let explain = ExplainState {
+        index: started.index.clone(),
+        namespaces: started.namespaces.clone(),
+        cloud: engine.cloud,
+        auth,
+    };
+    let state = AppState {
+        metrics: Arc::new(metrics),
+        readiness,
+        ingest: Arc::new(ingest),
+        explain: Arc::new(explain),
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    http::serve(addr, http::functions_router(state), http::shutdown_signal())
+        .await
+        .context("serve")?;
+    Ok(())
+}
+
+async fn explain_cli(args: ExplainArgs) -> anyhow::Result<()> {
+    let ExplainArgs {
+        vault,
+        name,
+        kind,
+        cloud,
+        manifests,
+        namespaces,
+        json,
+    } = args;
+    let vault = VaultId::parse_flexible(&vault, cloud).context("--vault")?;
+    let object = ObjectRef {
+        vault,
+        kind,
+        name: ObjectName::new(&name),
+    };
+    let index = match manifests {
+        Some(dir) => {
+            let mut index = Index::default();
+            kvsync::kube::manifests::load_dir(&dir, &mut index)?;
+            index
+        }
+        None => {
+            let client = kvsync::kube::client::from_env()
+                .await
+                .context("kubernetes client (or use --manifests DIR)")?;
+            kvsync::kube::snapshot::load(&client, &namespaces).await?
+        }
+    };
+    let explanation = explain(&index, &object, &NoNamespaceLabels);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&kvsync::report::explanation_json(&object, &explanation))?
+        );
+    } else {
+        print!("{}", kvsync::report::explanation_text(&object, &explanation));
+    }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Proves the integration harness: a real API server with kvsync's CRDs, serving ESO's resources in
 //! `v1` and `v1beta1`, accepting ESO's own example manifests, with merge patch and watch working.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod support;
 
 use std::time::Duration;

@@ -87,6 +87,42 @@ impl Default for AuthArgs {
     }
 }
 
+impl AuthArgs {
+    /// Shared-secret authentication with one secret (the demo, tests).
+    pub fn for_shared_secret(secret: String) -> Self {
+        AuthArgs {
+            shared_secrets: vec![secret],
+            ..AuthArgs::default()
+        }
+    }
+
+    /// Entra ID authentication for `tenant` and `audience`, keys from `metadata_url`.
+    pub fn for_entra(tenant: &str, audience: &str, metadata_url: &str) -> Self {
+        AuthArgs {
+            entra_tenant_id: Some(tenant.to_owned()),
+            entra_audience: vec![audience.to_owned()],
+            entra_metadata_url: Some(metadata_url.to_owned()),
+            ..AuthArgs::default()
+        }
+    }
+
+    /// No delivery authentication (`--insecure-no-auth`), optionally with a source allow-list.
+    /// Used by Functions mode, where the Functions host authenticates Event Grid (system key) and
+    /// is the only caller, on loopback.
+    pub fn insecure_with_sources(allowed_sources: Vec<String>) -> Self {
+        AuthArgs {
+            insecure_no_auth: true,
+            allowed_sources,
+            ..AuthArgs::default()
+        }
+    }
+
+    /// No delivery authentication at all (in-process tests).
+    pub fn insecure() -> Self {
+        Self::insecure_with_sources(Vec::new())
+    }
+}
+
 impl fmt::Debug for AuthArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthArgs")

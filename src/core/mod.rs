@@ -16,6 +16,7 @@ pub mod decide;
 pub mod index;
 pub mod model;
 pub mod objects;
+pub mod recent;
 mod spec;
 
 #[cfg(test)]

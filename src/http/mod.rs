@@ -2,30 +2,69 @@
 //!
 //! Handlers here only translate between HTTP and the pure modules; they hold no decision logic.
 
+pub mod body;
+pub mod delivery_metrics;
+pub mod eventgrid_webhook;
+pub mod explain;
+pub mod functions_invoke;
 pub mod health;
+pub mod ingest;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
 
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
+/// Path of the Event Grid webhook.
+pub const EVENTGRID_PATH: &str = "/api/eventgrid";
+
 /// State shared by every handler.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     /// The metrics registry rendered by `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Readiness gates behind `/readyz`.
     pub readiness: Readiness,
+    /// Ingestion (webhook and Functions).
+    pub ingest: Arc<ingest::Ingest>,
+    /// What `/api/explain` reads.
+    pub explain: Arc<explain::ExplainState>,
 }
 
-/// The router for the in-cluster service.
+impl FromRef<AppState> for Arc<ingest::Ingest> {
+    fn from_ref(s: &AppState) -> Self {
+        s.ingest.clone()
+    }
+}
+
+/// The router of the in-cluster service.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route(
+            EVENTGRID_PATH,
+            post(eventgrid_webhook::post).options(eventgrid_webhook::options),
+        )
+        .route("/api/explain", get(explain::get))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}
+
+/// The router of the Azure Functions custom handler.
+pub fn functions_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            &format!("/{}", functions_invoke::FUNCTION_NAME),
+            post(functions_invoke::invoke),
+        )
+        .route("/", get(functions_invoke::root))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -41,6 +80,15 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| crate::Error::Listen { addr, source })?;
+    serve_on(listener, app, shutdown).await
+}
+
+/// Serves `app` on an already bound listener (tests bind port 0 and read the address first).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> crate::Result<()> {
     let local = listener.local_addr().map_err(crate::Error::Serve)?;
     tracing::info!(addr = %local, "listening");
     axum::serve(listener, app)

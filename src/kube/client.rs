@@ -8,3 +8,14 @@ pub async fn from_env() -> Result<::kube::Client> {
     let config = ::kube::Config::infer().await.map_err(Error::KubeConfig)?;
     ::kube::Client::try_from(config).map_err(Error::KubeClient)
 }
+
+/// Builds a client from a kubeconfig file named explicitly (Functions mode: an app setting or a
+/// mounted file).
+pub async fn from_kubeconfig_file(path: &std::path::Path) -> Result<::kube::Client> {
+    let kc = ::kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| Error::KubeConfigFile(path.to_path_buf(), e))?;
+    let config = ::kube::Config::from_custom_kubeconfig(kc, &::kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| Error::KubeConfigFile(path.to_path_buf(), e))?;
+    ::kube::Client::try_from(config).map_err(Error::KubeClient)
+}
