@@ -23,6 +23,20 @@ if (( ${#sets[@]} < 3 )); then
     exit 1
 fi
 
+# NOTES.txt is not part of `helm template` output: render it through a copy of the chart with one
+# extra template that includes it, so a broken NOTES.txt fails here too.
+notes_chart="$(mktemp -d)"
+trap 'rm -rf "${notes_chart}"' EXIT
+cp -r "${chart}" "${notes_chart}/kvsync"
+cat >"${notes_chart}/kvsync/templates/zz-check-notes.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  notes: {{ include "kvsync/templates/NOTES.txt" . | quote }}
+YAML
+
 for values in "${sets[@]}"; do
     name="$(basename "${values}" .yaml)"
     echo "== ${name}: helm lint"
@@ -31,6 +45,8 @@ for values in "${sets[@]}"; do
     echo "== ${name}: helm template -> ${out}/${name}.yaml"
     "${helm}" template kvsync "${chart}" --namespace kvsync -f "${values}" "${monitoring[@]}" \
         >"${out}/${name}.yaml"
+    "${helm}" template kvsync "${notes_chart}/kvsync" --namespace kvsync -f "${values}" "${monitoring[@]}" \
+        --show-only templates/zz-check-notes.yaml >"${out}/${name}.NOTES.yaml"
     kinds="$(grep -E '^kind: ' "${out}/${name}.yaml" | sed 's/^kind: //' | sort | uniq -c | tr -s ' ' | tr '\n' ',')"
     echo "   rendered:${kinds%,}"
 done

