@@ -645,7 +645,6 @@ fn environment_follows_the_binary_contract() {
     let env = r.env();
     assert_eq!(r.env_value("KVSYNC_LOG_FORMAT").as_deref(), Some("json"));
     assert_eq!(r.env_value("RUST_LOG").as_deref(), Some("info"));
-    assert_eq!(r.env_value("KVSYNC_NAMESPACES").as_deref(), Some(""));
     assert_eq!(
         r.env_value("KVSYNC_ANNOTATION").as_deref(),
         Some("external-secrets.io/force-sync")
@@ -667,6 +666,7 @@ fn environment_follows_the_binary_contract() {
         assert_eq!(field.field_path, path);
     }
     for absent in [
+        "KVSYNC_NAMESPACES",
         "KVSYNC_DELIVERY_TIMEOUT",
         "KVSYNC_PATCH_RATE",
         "KVSYNC_PATCH_BURST",
