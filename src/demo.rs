@@ -177,18 +177,24 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         println!("▶ {name}: HTTP {status} {text}");
-        // Why: the same pure plan the server ran, for the same delivery.
+        if let Some(d) = &dry {
+            let planned = d.planned();
+            for (target, annotation, value) in &planned[seen..] {
+                println!("  refresh (dry-run patch): {target} {annotation}={value}");
+            }
+            let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if planned.len() == seen && reply["changes"].as_u64().unwrap_or(0) > 0 {
+                println!(
+                    "  nothing to patch: these versions were already applied (Event Grid redelivers; kvsync dedupes)"
+                );
+            }
+            seen = planned.len();
+        }
+        // Why the other readers are left alone: the same pure plan the server ran.
         if let Ok(crate::eventgrid::Delivery::Events(events)) =
             crate::eventgrid::parse_delivery(body.as_bytes(), &to_header_map(&headers), Cloud::Public)
         {
-            let changes: Vec<_> = events
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    crate::eventgrid::Event::KeyVault(kv) => kv.change(),
-                    crate::eventgrid::Event::Other { .. } => None,
-                })
-                .collect();
+            let changes = events.changes();
             if !changes.is_empty() {
                 let p = {
                     let index = engine
@@ -197,15 +203,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     plan(&index, &changes, &NoNamespaceLabels)
                 };
-                print!("{}", crate::report::plan_text(&p));
+                print!("{}", crate::report::skipped_text(&p));
             }
-        }
-        if let Some(d) = &dry {
-            let planned = d.planned();
-            for (target, annotation, value) in &planned[seen..] {
-                println!("  patched (dry run): {target} {annotation}={value}");
-            }
-            seen = planned.len();
         }
         println!();
     }

@@ -58,27 +58,10 @@ pub fn explanation_text(object: &ObjectRef, e: &Explanation) -> String {
     out
 }
 
-/// A plan as text (dry runs and the demo).
-pub fn plan_text(plan: &Plan) -> String {
-    let mut out = String::new();
-    for t in &plan.triggers {
-        let causes: Vec<String> = t
-            .causes
-            .iter()
-            .map(|c| format!("{} @ {}", c.object, c.version.as_deref().unwrap_or("latest")))
-            .collect();
-        out.push_str(&format!(
-            "  refresh {} (value {}) because {}\n",
-            t.target,
-            t.value,
-            causes.join(", ")
-        ));
-    }
-    for s in &plan.skipped {
-        out.push_str(&format!("  skip    {} for {}: {}\n", s.es, s.object, s.reason));
-    }
-    if out.is_empty() {
-        out.push_str("  nothing reads the changed objects\n");
-    }
-    out
+/// The skipped readers of a plan as text: who reads a changed object but is not refreshed, and why.
+pub fn skipped_text(plan: &Plan) -> String {
+    plan.skipped
+        .iter()
+        .map(|s| format!("  not refreshed: {} ({}): {}\n", s.es, s.object, s.reason))
+        .collect()
 }

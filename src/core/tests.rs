@@ -9,8 +9,7 @@ use super::decide::{NoNamespaceLabels, Plan, SkipReason, explain, plan, trigger_
 use super::index::Index;
 use super::model::{ChangeKind, Cloud, ObjectKind, ObjectName, ObjectRef, VaultChange, VaultId};
 use super::objects::{
-    ClusterExternalSecretObject, EsKey, ExternalSecretObject, Manifest, Meta, OwnerRef, RefreshInterval,
-    StoreKind, StoreObject, Target,
+    ClusterExternalSecretObject, EsKey, ExternalSecretObject, Meta, OwnerRef, StoreKind, StoreObject, Target,
 };
 
 pub(super) fn vault(name: &str) -> VaultId {
@@ -53,8 +52,8 @@ pub(super) fn es(ns: &str, name: &str, spec: Value) -> ExternalSecretObject {
 }
 
 pub(super) fn es_with_status(ns: &str, name: &str, spec: Value, status: Value) -> ExternalSecretObject {
-    let refresh_interval =
-        RefreshInterval::from_go_duration(spec.get("refreshInterval").and_then(Value::as_str));
+    // Tests classify intervals with the adapter's parser (kube's Go-duration parser): one grammar.
+    let refresh_interval = crate::kube::convert::refresh_interval(&spec);
     ExternalSecretObject {
         meta: Meta {
             namespace: Some(ns.to_string()),
@@ -679,13 +678,7 @@ spec:
   - find: {name: {regexp: "^app"}}
 "#;
     let mut ix = Index::default();
-    for doc in serde_saphyr::from_multiple::<Value>(docs).unwrap() {
-        match Manifest::from_json(&doc, "default").unwrap() {
-            Manifest::Store(s) => ix.apply_store(s),
-            Manifest::ExternalSecret(e) => ix.apply_external_secret(e),
-            Manifest::ClusterExternalSecret(c) => ix.apply_cluster_external_secret(c),
-        }
-    }
+    crate::kube::manifests::load_str(docs, &mut ix).unwrap();
     assert!(triggered(&ix, secret("db")));
     assert!(triggered(&ix, secret("app-1")));
     assert!(!triggered(&ix, secret("other")));
@@ -909,17 +902,7 @@ mod fixtures {
     ];
 
     fn load(ix: &mut Index, text: &str) -> usize {
-        let mut n = 0;
-        for doc in serde_saphyr::from_multiple::<Value>(text).unwrap() {
-            match Manifest::from_json(&doc, "default") {
-                Some(Manifest::Store(s)) => ix.apply_store(s),
-                Some(Manifest::ExternalSecret(e)) => ix.apply_external_secret(e),
-                Some(Manifest::ClusterExternalSecret(c)) => ix.apply_cluster_external_secret(c),
-                None => continue,
-            }
-            n += 1;
-        }
-        n
+        crate::kube::manifests::load_str(text, ix).unwrap().objects
     }
 
     fn plan_for(ix: &Index, vault_host: &str, kind: ObjectKind, name: &str) -> Vec<String> {

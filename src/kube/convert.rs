@@ -40,8 +40,13 @@ pub fn refresh_interval(spec: &serde_json::Value) -> RefreshInterval {
         None | Some(serde_json::Value::Null) => RefreshInterval::Default,
         Some(serde_json::Value::String(s)) => {
             let t = s.trim();
+            // Go's time.ParseDuration special-cases "0" and rejects ""; kube's parser takes "" as 0.
             if t == "0" {
                 return RefreshInterval::ZeroOrNegative;
+            }
+            let unsigned = t.strip_prefix(['-', '+']).unwrap_or(t);
+            if unsigned.is_empty() || unsigned.starts_with(['-', '+']) {
+                return RefreshInterval::Invalid(s.clone());
             }
             match t.parse::<kube::core::Duration>() {
                 Ok(d) if d.is_negative() || std::time::Duration::from(d).is_zero() => {
@@ -106,6 +111,20 @@ mod tests {
         ];
         for (spec, want) in cases {
             assert_eq!(refresh_interval(&spec), want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn go_duration_grammar_edge_cases() {
+        let class = |t: &str| refresh_interval(&json!({"refreshInterval": t}));
+        for p in ["1h0m0s", "1h", "15s", "1.5m", "500ms", "+2h45m", "1us", "1µs"] {
+            assert_eq!(class(p), RefreshInterval::Positive, "{p}");
+        }
+        for z in ["0", "0s", "-1s", "0h0m0s", "-0s"] {
+            assert_eq!(class(z), RefreshInterval::ZeroOrNegative, "{z}");
+        }
+        for bad in ["", "1", "1x", "h", "1hh", "one hour", "1..2s", "-"] {
+            assert_eq!(class(bad), RefreshInterval::Invalid(bad.to_string()), "{bad}");
         }
     }
 
