@@ -70,8 +70,11 @@ pub struct FunctionsArgs {
     pub allowed_sources: Vec<String>,
     /// Kubeconfig file to reach the cluster from the function app (default: KUBECONFIG, then
     /// in-cluster). See README "Azure Functions".
-    #[arg(long, env = "KVSYNC_KUBECONFIG")]
+    #[arg(long, env = "KVSYNC_KUBECONFIG", conflicts_with = "kubeconfig_content")]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig YAML itself, from an app setting (e.g. a Key Vault reference). Never logged.
+    #[arg(long, env = "KVSYNC_KUBECONFIG_CONTENT", hide_env_values = true)]
+    pub kubeconfig_content: Option<String>,
     /// Index, trigger and delivery settings.
     #[command(flatten)]
     pub engine: EngineArgs,

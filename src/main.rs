@@ -81,19 +81,25 @@ async fn functions(args: FunctionsArgs) -> anyhow::Result<()> {
         port,
         allowed_sources,
         kubeconfig,
+        kubeconfig_content,
         engine,
     } = args;
     // The Functions host authenticates Event Grid (system key) and is the only caller, on loopback.
     let auth = Authenticator::from_args(&kvsync::auth::AuthArgs::insecure_with_sources(allowed_sources))
         .context("functions authentication")?;
-    let client = match (&engine.manifests, kubeconfig) {
-        (Some(_), _) => None,
-        (None, Some(path)) => Some(
+    let client = match (&engine.manifests, kubeconfig, kubeconfig_content) {
+        (Some(_), _, _) => None,
+        (None, Some(path), _) => Some(
             kvsync::kube::client::from_kubeconfig_file(&path)
                 .await
                 .context("kubeconfig")?,
         ),
-        (None, None) => client_unless_manifests(false).await?,
+        (None, None, Some(text)) => Some(
+            kvsync::kube::client::from_kubeconfig_yaml(&text)
+                .await
+                .context("KVSYNC_KUBECONFIG_CONTENT")?,
+        ),
+        (None, None, None) => client_unless_manifests(false).await?,
     };
     let mut metrics = Metrics::new();
     let readiness = Readiness::default();
