@@ -46,8 +46,10 @@ fn front_with(auth: AuthArgs, flags: &[&str]) -> Front {
         readiness.clone(),
         &mut metrics,
     );
+    let mut index = Index::default();
+    kvsync::kube::manifests::load_str(kvsync::demo::MANIFESTS, &mut index).unwrap();
     let explain = ExplainState {
-        index: Arc::new(RwLock::new(Index::default())),
+        index: Arc::new(RwLock::new(index)),
         namespaces: Arc::new(NoNamespaceLabels),
         cloud: args.cloud,
         auth,
@@ -445,4 +447,49 @@ fn functions_config_matches_the_code() {
     assert_eq!(binding["type"], "eventGridTrigger");
     assert_eq!(binding["direction"], "in");
     assert_eq!(binding["name"], kvsync::http::functions_invoke::BINDING_NAME);
+}
+
+/// `/api/explain` is authenticated like deliveries and answers from the index.
+#[tokio::test]
+async fn explain_endpoint_is_authenticated_and_answers_from_the_index() {
+    let f = front();
+    let path = "/api/explain?vault=sample-kv&name=db-password&kind=secret";
+    let (status, _, _) = send(&f.app, Request::get(path).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = send(
+        &f.app,
+        Request::get(path)
+            .header("x-kvsync-key", KEY)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["vault"], "sample-kv.vault.azure.net");
+    let refreshed: Vec<&str> = body["refreshed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["externalSecret"].as_str().unwrap())
+        .collect();
+    assert!(refreshed.contains(&"payments/db-credentials"), "{body}");
+    let skipped: Vec<&str> = body["notRefreshed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["reasonCode"].as_str().unwrap())
+        .collect();
+    assert!(
+        skipped.contains(&"pinned_version") && skipped.contains(&"created_once"),
+        "{body}"
+    );
+    let (status, _, _) = send(
+        &f.app,
+        Request::get("/api/explain?vault=sample-kv")
+            .header("x-kvsync-key", KEY)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

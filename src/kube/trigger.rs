@@ -220,6 +220,13 @@ impl KubeApply {
                 st.last_sent,
             )
         };
+        // A sender whose delivery timed out may have been cancelled after taking the pending causes;
+        // then this waiter's own causes still get a patch sent after they arrived.
+        let (batch, batch_via) = if batch.is_empty() {
+            (changes.to_vec(), via.iter().cloned().collect())
+        } else {
+            (batch, batch_via)
+        };
         if let Some(last) = last_sent {
             let since = last.elapsed();
             if since < self.inner.settings.window {
