@@ -466,3 +466,187 @@ async fn watches_recover_after_an_api_server_restart() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["triggered"], 1, "{body}");
 }
+
+async fn event_reasons(client: &kube::Client, ns: &str) -> Vec<String> {
+    let events: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
+            "events",
+        ),
+    );
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|e| e.data["reason"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// ExternalSecrets whose refresh policy makes ESO ignore triggers are not patched; each gets one
+/// Warning Event, however many events arrive.
+#[tokio::test]
+async fn policy_ignored_readers_get_one_warning_event_and_no_patch() {
+    let client = support::client().await;
+    let ns = support::namespace("trigger-policy");
+    let k = kvsync::start(client.clone(), &["--namespace", &ns]);
+    store(&client, &ns, "kv", "policy-kv").await;
+    create(
+        &client,
+        "v1",
+        Some(&ns),
+        json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "once"},
+            "spec": {"refreshPolicy": "CreatedOnce", "secretStoreRef": {"name": "kv"},
+                     "data": [{"secretKey": "p", "remoteRef": {"key": "db"}}]},
+        }),
+    )
+    .await;
+    k.ready().await;
+    k.indexed(1).await;
+    for version in ["1", "2", "3"] {
+        let (status, body) = k
+            .post(&batch(&[event("policy-kv", "secret", "db", version)]), &[])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["triggered"], 0, "{body}");
+        assert_eq!(body["skipped"], 1, "{body}");
+    }
+    assert!(!annotations(&client, &ns, "once").await.0.contains_key(FORCE_SYNC));
+    let client2 = client.clone();
+    let ns2 = ns.clone();
+    support::wait_until(Duration::from_secs(10), "KeyVaultChangeIgnored event", || {
+        let (client, ns) = (client2.clone(), ns2.clone());
+        async move {
+            event_reasons(&client, &ns)
+                .await
+                .iter()
+                .any(|r| r == "KeyVaultChangeIgnored")
+        }
+    })
+    .await;
+    let ignored = event_reasons(&client, &ns)
+        .await
+        .iter()
+        .filter(|r| *r == "KeyVaultChangeIgnored")
+        .count();
+    assert_eq!(ignored, 1);
+    assert!(
+        k.metrics
+            .render()
+            .contains("kvsync_trigger_skipped_total{reason=\"created_once\"} 3")
+    );
+}
+
+/// ESO reporting Ready=False after a trigger gives a Warning Event and a failure metric.
+#[tokio::test]
+async fn a_failed_refresh_is_reported() {
+    let client = support::client().await;
+    let ns = support::namespace("trigger-failed");
+    let k = kvsync::start(client.clone(), &["--namespace", &ns]);
+    store(&client, &ns, "kv", "failed-kv").await;
+    es(&client, "v1", &ns, "failing", "kv", &["db"]).await;
+    k.ready().await;
+    k.indexed(1).await;
+    assert_eq!(
+        k.post(&batch(&[event("failed-kv", "secret", "db", "1")]), &[])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    until_annotated(&client, &ns, "failing").await;
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "SecretSyncedError",
+        "message": "could not get secret data from provider"}]}});
+    eso_api(&client, "ExternalSecret", "v1", Some(&ns))
+        .patch_status("failing", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let metrics = k.metrics.clone();
+    support::wait_until(Duration::from_secs(10), "failure recorded", || {
+        let metrics = metrics.clone();
+        async move {
+            metrics
+                .render()
+                .contains("kvsync_confirm_failures_total{reason=\"not_ready\"} 1")
+        }
+    })
+    .await;
+    let client2 = client.clone();
+    support::wait_until(Duration::from_secs(10), "RefreshFailed event", || {
+        let (client, ns) = (client2.clone(), ns.clone());
+        async move {
+            event_reasons(&client, &ns)
+                .await
+                .iter()
+                .any(|r| r == "RefreshFailed")
+        }
+    })
+    .await;
+}
+
+/// A Ready=False that was already there before the trigger is not blamed on it: the refresh is
+/// confirmed when ESO later succeeds, and no failure is reported.
+#[tokio::test]
+async fn a_failure_from_before_the_trigger_is_not_blamed_on_it() {
+    let client = support::client().await;
+    let ns = support::namespace("trigger-prefail");
+    let k = kvsync::start(client.clone(), &["--namespace", &ns]);
+    store(&client, &ns, "kv", "prefail-kv").await;
+    es(&client, "v1", &ns, "flaky", "kv", &["db"]).await;
+    let api = eso_api(&client, "ExternalSecret", "v1", Some(&ns));
+    let failed = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "SecretSyncedError",
+        "message": "could not get secret data from provider"}]}});
+    api.patch_status("flaky", &PatchParams::default(), &Patch::Merge(&failed))
+        .await
+        .unwrap();
+    k.ready().await;
+    let index = k.engine.index.clone();
+    let key = ::kvsync::core::objects::EsKey::new(ns.clone(), "flaky");
+    support::wait_until(Duration::from_secs(10), "failing status indexed", || {
+        let (index, key) = (index.clone(), key.clone());
+        async move {
+            index
+                .read()
+                .unwrap()
+                .external_secret(&key)
+                .is_some_and(|e| ::kvsync::core::confirm::is_not_ready(&e.status))
+        }
+    })
+    .await;
+    assert_eq!(
+        k.post(&batch(&[event("prefail-kv", "secret", "db", "1")]), &[])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    until_annotated(&client, &ns, "flaky").await;
+    let o = api.get("flaky").await.unwrap();
+    let synced = ::kvsync::core::confirm::synced_resource_version(
+        o.metadata.generation.unwrap(),
+        &o.metadata.annotations.clone().unwrap_or_default(),
+        &o.metadata.labels.clone().unwrap_or_default(),
+    );
+    let ok = json!({"status": {"syncedResourceVersion": synced, "conditions": [{"type": "Ready", "status": "True",
+        "reason": "SecretSynced", "message": "secret synced"}]}});
+    api.patch_status("flaky", &PatchParams::default(), &Patch::Merge(&ok))
+        .await
+        .unwrap();
+    let metrics = k.metrics.clone();
+    support::wait_until(Duration::from_secs(10), "confirmation recorded", || {
+        let metrics = metrics.clone();
+        async move {
+            metrics
+                .render()
+                .contains("kvsync_confirm_latency_seconds_count 1")
+        }
+    })
+    .await;
+    assert!(
+        !k.metrics
+            .render()
+            .contains("kvsync_confirm_failures_total{reason=\"not_ready\"}")
+    );
+}

@@ -69,6 +69,12 @@ pub fn confirmation(es: &ExternalSecretObject, annotation_key: &str, value: &str
     }
 }
 
+/// True when the object's `Ready` condition is `False` (ESO's failure state). A trigger sent while
+/// this holds cannot be blamed for it: only a later Ready=False is a failure of that refresh.
+pub fn is_not_ready(status: &Value) -> bool {
+    ready_condition(status).is_some_and(|c| c.status == "False")
+}
+
 struct Condition<'a> {
     status: &'a str,
     reason: &'a str,
@@ -102,6 +108,20 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn not_ready_is_read_from_the_ready_condition() {
+        assert!(is_not_ready(
+            &json!({"conditions": [{"type": "Ready", "status": "False"}]})
+        ));
+        assert!(!is_not_ready(
+            &json!({"conditions": [{"type": "Ready", "status": "True"}]})
+        ));
+        assert!(!is_not_ready(
+            &json!({"conditions": [{"type": "Other", "status": "False"}]})
+        ));
+        assert!(!is_not_ready(&Value::Null));
     }
 
     #[test]

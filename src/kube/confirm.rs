@@ -17,6 +17,9 @@ struct Expected {
     annotation: String,
     value: String,
     since: Instant,
+    /// Ready=False already when triggered: a Ready=False seen later is not attributed to this
+    /// trigger (only confirmation or the timeout end it).
+    failing_before: bool,
 }
 
 /// Tracks triggers awaiting ESO's confirmation. Cheap to clone.
@@ -39,8 +42,9 @@ impl ConfirmTracker {
         }
     }
 
-    /// Expects `es` to be refreshed with `annotation=value` in its metadata.
-    pub fn expect(&self, es: EsKey, annotation: String, value: String) {
+    /// Expects `es` to be refreshed with `annotation=value` in its metadata; `failing_before` says
+    /// whether it was Ready=False when triggered.
+    pub fn expect(&self, es: EsKey, annotation: String, value: String, failing_before: bool) {
         let mut map = self
             .inner
             .lock()
@@ -51,6 +55,7 @@ impl ConfirmTracker {
                 annotation,
                 value,
                 since: Instant::now(),
+                failing_before,
             },
         );
     }
@@ -79,6 +84,7 @@ impl ConfirmTracker {
         let Some(expected) = map.get(&key) else { return };
         match confirmation(es, &expected.annotation, &expected.value) {
             Confirmation::Pending => {}
+            Confirmation::Failed(_) if expected.failing_before => {}
             Confirmation::Confirmed => {
                 let latency = expected.since.elapsed();
                 self.metrics.confirm_latency.observe(latency.as_secs_f64());

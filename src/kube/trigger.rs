@@ -164,6 +164,17 @@ impl KubeApply {
             .is_some_and(|es| es.meta.annotations.get(annotation).is_some_and(|v| v == value))
     }
 
+    fn failing(&self, es: &EsKey) -> bool {
+        let index = self
+            .inner
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        index
+            .external_secret(es)
+            .is_some_and(|o| crate::core::confirm::is_not_ready(&o.status))
+    }
+
     fn queue(&self, target: &Target) -> Arc<TargetQueue> {
         let mut queues = self
             .inner
@@ -309,17 +320,19 @@ impl KubeApply {
                     .events
                     .publish(target, Severity::Normal, REASON_TRIGGERED, "Refresh", note);
                 match target {
-                    Target::ExternalSecret(key) => {
-                        self.inner
-                            .confirm
-                            .expect(key.clone(), annotation.clone(), value.clone())
-                    }
+                    Target::ExternalSecret(key) => self.inner.confirm.expect(
+                        key.clone(),
+                        annotation.clone(),
+                        value.clone(),
+                        self.failing(key),
+                    ),
                     Target::ClusterExternalSecret(_) => {
                         for child in via {
                             self.inner.confirm.expect(
                                 child.clone(),
                                 CES_FORCE_SYNC.to_string(),
                                 value.clone(),
+                                self.failing(child),
                             );
                         }
                     }
