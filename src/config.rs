@@ -374,8 +374,15 @@ mod tests {
 
     #[test]
     fn reconcile_subcommand_parses_once_and_dry_run() {
-        let cli = Cli::try_parse_from(["kvsync", "reconcile", "--once", "--dry-run", "--reconcile-interval", "0"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "kvsync",
+            "reconcile",
+            "--once",
+            "--dry-run",
+            "--reconcile-interval",
+            "0",
+        ])
+        .unwrap();
         match cli.command {
             Command::Reconcile(a) => {
                 assert!(a.once && a.engine.dry_run);
@@ -389,7 +396,11 @@ mod tests {
     fn the_client_secret_is_never_printed() {
         let args = serve(&["--azure-client-secret", "hunter2"]);
         assert_eq!(
-            args.engine.reconcile.azure_client_secret.as_ref().map(SecretString::expose),
+            args.engine
+                .reconcile
+                .azure_client_secret
+                .as_ref()
+                .map(SecretString::expose),
             Some("hunter2")
         );
         assert!(!format!("{args:?}").contains("hunter2"));

@@ -191,7 +191,10 @@ async fn reconcile_cli(args: ReconcileCmdArgs) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
     while !readiness.is_ready() {
         if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("index not complete after 120 s: waiting for {:?}", readiness.pending());
+            anyhow::bail!(
+                "index not complete after 120 s: waiting for {:?}",
+                readiness.pending()
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

@@ -41,17 +41,25 @@ async fn store(client: &kube::Client, ns: &str, name: &str, vault: &str) {
 }
 
 async fn es(client: &kube::Client, ns: &str, name: &str, store: &str, key: &str) {
-    create(client, ns, json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": name},
-        "spec": {"secretStoreRef": {"kind": "SecretStore", "name": store}, "target": {"name": name},
-                 "data": [{"secretKey": "k", "remoteRef": {"key": key}}]},
-    }))
+    create(
+        client,
+        ns,
+        json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": name},
+            "spec": {"secretStoreRef": {"kind": "SecretStore", "name": store}, "target": {"name": name},
+                     "data": [{"secretKey": "k", "remoteRef": {"key": key}}]},
+        }),
+    )
     .await;
 }
 
 async fn set_status(client: &kube::Client, kind: &str, ns: &str, name: &str, status: Value) {
     eso_api(client, kind, "v1", Some(ns))
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
         .await
         .unwrap();
 }
@@ -129,10 +137,22 @@ async fn a_stale_external_secret_is_triggered_and_a_fresh_one_is_not() {
     assert!(report.complete(), "{}", report.to_text(false));
     assert_eq!(report.checked(), 2, "{}", report.to_text(false));
     assert_eq!(report.triggered(), 1, "{}", report.to_text(false));
-    assert!(annotation(&client, &ns, "stale").await.is_some(), "stale ES not triggered");
-    assert_eq!(annotation(&client, &ns, "fresh").await, None, "fresh ES triggered");
+    assert!(
+        annotation(&client, &ns, "stale").await.is_some(),
+        "stale ES not triggered"
+    );
+    assert_eq!(
+        annotation(&client, &ns, "fresh").await,
+        None,
+        "fresh ES triggered"
+    );
     assert!(kv.stats().challenges.load(std::sync::atomic::Ordering::SeqCst) >= 1);
-    assert!(kv.stats().token_requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(
+        kv.stats()
+            .token_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 1
+    );
     let value = annotation(&client, &ns, "stale").await;
 
     // Another pass: the same object version gives the same change, already applied.
@@ -165,8 +185,22 @@ async fn listing_follows_next_link_across_pages() {
     store(&client, &ns, "kv", "paged-kv").await;
     es(&client, &ns, "last-page-reader", "kv", "s6").await;
     es(&client, &ns, "first-page-reader", "kv", "s0").await;
-    set_status(&client, "ExternalSecret", &ns, "last-page-reader", synced(NOW_ISH - 3_600)).await;
-    set_status(&client, "ExternalSecret", &ns, "first-page-reader", synced(NOW_ISH - 3_600)).await;
+    set_status(
+        &client,
+        "ExternalSecret",
+        &ns,
+        "last-page-reader",
+        synced(NOW_ISH - 3_600),
+    )
+    .await;
+    set_status(
+        &client,
+        "ExternalSecret",
+        &ns,
+        "first-page-reader",
+        synced(NOW_ISH - 3_600),
+    )
+    .await;
 
     let k = start(&client, &ns, &kv, &["paged-kv"], &["--instance", "solo"]);
     k.ready().await;
@@ -229,8 +263,20 @@ async fn exactly_one_replica_reconciles_and_the_other_takes_over() {
     es(&client, &ns, "reader", "kv", "db").await;
     set_status(&client, "ExternalSecret", &ns, "reader", synced(NOW_ISH)).await;
 
-    let a = start(&client, &ns, &kv, &["leader-kv"], &["--instance", "a", "--reconcile-interval", "300ms"]);
-    let b = start(&client, &ns, &kv, &["leader-kv"], &["--instance", "b", "--reconcile-interval", "300ms"]);
+    let a = start(
+        &client,
+        &ns,
+        &kv,
+        &["leader-kv"],
+        &["--instance", "a", "--reconcile-interval", "300ms"],
+    );
+    let b = start(
+        &client,
+        &ns,
+        &kv,
+        &["leader-kv"],
+        &["--instance", "b", "--reconcile-interval", "300ms"],
+    );
     a.ready().await;
     b.ready().await;
     support::wait_until(Duration::from_secs(30), "a leader passes twice", || {
@@ -238,7 +284,11 @@ async fn exactly_one_replica_reconciles_and_the_other_takes_over() {
         async move { pa >= 2 || pb >= 2 }
     })
     .await;
-    let (leader, follower, follower_name) = if passes(&a) >= 2 { (&a, &b, "b") } else { (&b, &a, "a") };
+    let (leader, follower, follower_name) = if passes(&a) >= 2 {
+        (&a, &b, "b")
+    } else {
+        (&b, &a, "a")
+    };
     assert_eq!(passes(follower), 0, "the follower reconciled too");
     assert!(*leader.engine.leader.as_ref().unwrap().borrow());
     assert!(!*follower.engine.leader.as_ref().unwrap().borrow());
@@ -263,11 +313,19 @@ async fn a_store_turning_ready_retriggers_its_not_ready_external_secrets_once() 
     let client = support::client().await;
     let ns = support::namespace("store-ready");
     store(&client, &ns, "kv", "rbac-kv").await;
-    let not_ready = json!({"conditions": [{"type": "Ready", "status": "False", "reason": "InvalidProviderConfig"}]});
+    let not_ready =
+        json!({"conditions": [{"type": "Ready", "status": "False", "reason": "InvalidProviderConfig"}]});
     set_status(&client, "SecretStore", &ns, "kv", not_ready.clone()).await;
     es(&client, &ns, "failing", "kv", "db").await;
     es(&client, &ns, "healthy", "kv", "api").await;
-    set_status(&client, "ExternalSecret", &ns, "failing", json!({"conditions": [{"type": "Ready", "status": "False", "reason": "SecretSyncedError"}]})).await;
+    set_status(
+        &client,
+        "ExternalSecret",
+        &ns,
+        "failing",
+        json!({"conditions": [{"type": "Ready", "status": "False", "reason": "SecretSyncedError"}]}),
+    )
+    .await;
     set_status(&client, "ExternalSecret", &ns, "healthy", synced(NOW_ISH)).await;
 
     // No Azure credential: the reconcile is off, the store-ready path still works.
@@ -302,10 +360,84 @@ async fn a_store_turning_ready_retriggers_its_not_ready_external_secrets_once() 
     })
     .await;
     let (_, metrics) = k.get("/metrics").await;
-    assert!(metrics.contains("kvsync_store_ready_transitions_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("kvsync_store_ready_transitions_total 2"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"cause="store_ready",outcome="patched"} 2"#),
         "{metrics}"
     );
     assert_eq!(annotation(&client, &ns, "healthy").await, None);
+}
+
+/// `kvsync reconcile --once --dry-run` over manifests: one pass against the stand-in, printing the
+/// vault, the objects checked, the stale reader and what would be patched.
+#[tokio::test]
+async fn reconcile_once_prints_what_it_found_and_would_trigger() {
+    let kv = KeyVaultStandIn::start().await;
+    kv.put("cli-kv", "secrets", "rotated", NOW_ISH);
+    kv.put("cli-kv", "secrets", "steady", NOW_ISH - 86_400);
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = format!(
+        r#"apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {{name: kv, namespace: app}}
+spec: {{provider: {{azurekv: {{vaultUrl: "https://cli-kv.vault.azure.net"}}}}}}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {{name: stale, namespace: app}}
+spec: {{secretStoreRef: {{name: kv}}, data: [{{secretKey: k, remoteRef: {{key: rotated}}}}]}}
+status: {{refreshTime: "{old}"}}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {{name: fresh, namespace: app}}
+spec: {{secretStoreRef: {{name: kv}}, data: [{{secretKey: k, remoteRef: {{key: steady}}}}]}}
+status: {{refreshTime: "{old}"}}
+"#,
+        old = rfc3339(NOW_ISH - 3_600)
+    );
+    std::fs::write(dir.path().join("eso.yaml"), manifests).unwrap();
+    let mut args: Vec<String> = vec![
+        "reconcile".into(),
+        "--once".into(),
+        "--dry-run".into(),
+        "--manifests".into(),
+        dir.path().display().to_string(),
+    ];
+    args.extend(kv.flags(&["cli-kv"]));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kvsync"))
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 vault(s), 2 object(s) checked, 1 would be triggered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("vault cli-kv.vault.azure.net: listed 2 secret(s); 2 checked; 1 stale"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stale: ExternalSecret app/stale reads cli-kv.vault.azure.net/secret/rotated"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would patch: ExternalSecret app/stale external-secrets.io/force-sync=kv-"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("app/fresh"), "{stdout}");
 }

@@ -119,12 +119,18 @@ mod tests {
     fn only_a_not_ready_to_ready_transition_fires_and_only_once() {
         let mut t = ReadyTransitions::default();
         let s = ss("ns", "kv", "prod");
-        assert!(!t.observe(&with_status(s.clone(), ready("True"), "1")), "first seen ready");
+        assert!(
+            !t.observe(&with_status(s.clone(), ready("True"), "1")),
+            "first seen ready"
+        );
         assert!(!t.observe(&with_status(s.clone(), ready("False"), "2")));
         assert!(t.observe(&with_status(s.clone(), ready("True"), "3")));
         assert!(!t.observe(&with_status(s.clone(), ready("True"), "4")), "once");
         assert!(!t.observe(&with_status(s.clone(), Value::Null, "5")));
-        assert!(t.observe(&with_status(s.clone(), ready("True"), "6")), "absent status is not ready");
+        assert!(
+            t.observe(&with_status(s.clone(), ready("True"), "6")),
+            "absent status is not ready"
+        );
         t.forget(&store_id(&s));
         assert!(!t.observe(&with_status(s, ready("True"), "7")));
     }

@@ -113,18 +113,24 @@ impl CredentialConfig {
             client_id: set(&self.client_id),
             tenant_id: set(&self.tenant_id),
             token_file: self.token_file.is_some(),
-            client_secret: self.client_secret.as_ref().is_some_and(|s| !s.expose().is_empty()),
+            client_secret: self
+                .client_secret
+                .as_ref()
+                .is_some_and(|s| !s.expose().is_empty()),
             identity_endpoint: self.identity_endpoint,
         }
     }
 }
+
+/// A credential and which one it is.
+pub type BuiltCredential = (Choice, Arc<dyn TokenCredential>);
 
 /// Builds the chosen credential; `Ok(None)` when none is configured. `http` carries token requests
 /// (it trusts the configured extra CA, if any).
 pub fn build(
     config: &CredentialConfig,
     http: Arc<dyn HttpClient>,
-) -> Result<Option<(Choice, Arc<dyn TokenCredential>)>, KeyVaultError> {
+) -> Result<Option<BuiltCredential>, KeyVaultError> {
     let choice = choose(config.mode, config.available());
     let client_options = ClientOptions {
         transport: Some(Transport::new(http)),
@@ -143,13 +149,11 @@ pub fn build(
             client_id: config.client_id.clone(),
             tenant_id: config.tenant_id.clone(),
             token_file_path: config.token_file.clone(),
-            ..Default::default()
         }))
         .map_err(err)?,
         Choice::Managed => ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
             user_assigned_id: config.client_id.clone().map(UserAssignedId::ClientId),
             client_options,
-            ..Default::default()
         }))
         .map_err(err)?,
         Choice::ClientSecret => {

@@ -241,7 +241,10 @@ mod tests {
     #[test]
     fn names_come_from_ids_with_or_without_version() {
         assert_eq!(
-            name_from_id("https://kv.vault.azure.net/secrets/DB-Password", ObjectKind::Secret),
+            name_from_id(
+                "https://kv.vault.azure.net/secrets/DB-Password",
+                ObjectKind::Secret
+            ),
             Some(ObjectName::new("db-password"))
         );
         assert_eq!(

@@ -40,7 +40,11 @@ impl Backoff {
             .checked_mul(2u32.saturating_pow(retry.min(31)))
             .unwrap_or(self.cap)
             .min(self.cap);
-        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         step.mul_f64(0.5 + 0.5 * unit)
     }
 
@@ -98,7 +102,10 @@ mod tests {
         };
         for unit in [-1.0, 0.0, 0.3, 0.99, 1.0, 7.0, f64::NAN] {
             let d = b.delay(2, unit);
-            assert!(d >= Duration::from_millis(200) && d <= Duration::from_millis(400), "{unit}: {d:?}");
+            assert!(
+                d >= Duration::from_millis(200) && d <= Duration::from_millis(400),
+                "{unit}: {d:?}"
+            );
         }
         assert_eq!(b.delay(u32::MAX, 0.0), Duration::from_millis(500));
     }

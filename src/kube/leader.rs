@@ -108,7 +108,10 @@ fn now_micros() -> i64 {
 
 /// Runs the election until the returned sender's receivers are all gone or the task is aborted.
 /// The receiver says whether this replica leads now.
-pub fn spawn(client: kube::Client, settings: LeaderSettings) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+pub fn spawn(
+    client: kube::Client,
+    settings: LeaderSettings,
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let handle = tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
@@ -118,7 +121,9 @@ pub fn spawn(client: kube::Client, settings: LeaderSettings) -> (watch::Receiver
             match step(&api, &settings).await {
                 Ok(true) => last_renewal = Some(attempt_started),
                 Ok(false) => last_renewal = None,
-                Err(e) => tracing::warn!(lease = %settings.name, error = %e, "leader election: lease update failed"),
+                Err(e) => {
+                    tracing::warn!(lease = %settings.name, error = %e, "leader election: lease update failed")
+                }
             }
             let leading = last_renewal.is_some_and(|t| still_leader(t.elapsed(), settings.duration));
             if *tx.borrow() != leading {
@@ -180,7 +185,9 @@ async fn step(api: &Api<Lease>, s: &LeaderSettings) -> Result<bool, kube::Error>
             spec.renew_time = Some(now);
             lease.spec = Some(spec);
             // `replace` sends the read resourceVersion: a concurrent writer makes this a 409.
-            api.replace(&s.name, &PostParams::default(), &lease).await.map(|_| ())
+            api.replace(&s.name, &PostParams::default(), &lease)
+                .await
+                .map(|_| ())
         }
     };
     match result {
@@ -227,8 +234,14 @@ mod tests {
 
     #[test]
     fn our_own_lease_is_renewed_even_when_expired() {
-        assert_eq!(decide(Some(&held("me", 100, 15)), "me", 110 * S), LeaseAction::Renew);
-        assert_eq!(decide(Some(&held("me", 100, 15)), "me", 500 * S), LeaseAction::Renew);
+        assert_eq!(
+            decide(Some(&held("me", 100, 15)), "me", 110 * S),
+            LeaseAction::Renew
+        );
+        assert_eq!(
+            decide(Some(&held("me", 100, 15)), "me", 500 * S),
+            LeaseAction::Renew
+        );
     }
 
     #[test]

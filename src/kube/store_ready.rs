@@ -60,8 +60,10 @@ pub fn hook(index: SharedIndex, apply: Arc<dyn Apply>, transitions_metric: Count
         let apply = apply.clone();
         tokio::spawn(async move {
             match apply.apply(plan.changes, Cause::StoreReady).await {
-                Ok(r) => tracing::info!(store = %store_name, triggered = r.triggered, unchanged = r.unchanged,
-                    skipped = r.skipped, "store-ready re-trigger applied"),
+                Ok(r) => {
+                    tracing::info!(store = %store_name, triggered = r.triggered, unchanged = r.unchanged,
+                    skipped = r.skipped, "store-ready re-trigger applied")
+                }
                 Err(e) => tracing::warn!(store = %store_name, error = %e, "store-ready re-trigger failed"),
             }
         });

@@ -53,7 +53,13 @@ pub struct Comparison {
 /// Compares each listed object of `kind` in `vault` with the `refreshTime` of each ExternalSecret
 /// that reads it. Disabled objects and objects without `updated` are skipped: ESO cannot read a
 /// disabled object, and without a time there is nothing to compare.
-pub fn compare(index: &Index, vault: &VaultId, kind: ObjectKind, listed: &[Listed], margin: Duration) -> Comparison {
+pub fn compare(
+    index: &Index,
+    vault: &VaultId,
+    kind: ObjectKind,
+    listed: &[Listed],
+    margin: Duration,
+) -> Comparison {
     let mut out = Comparison::default();
     for item in listed {
         let object = ObjectRef {
@@ -90,14 +96,19 @@ pub fn compare(index: &Index, vault: &VaultId, kind: ObjectKind, listed: &[Liste
 /// Vaults in visiting order: those a previous pass did not finish first (so a pass cut short
 /// resumes where it stopped), then the rest; each group sorted.
 pub fn visiting_order(vaults: &BTreeSet<VaultId>, unfinished: &BTreeSet<VaultId>) -> Vec<VaultId> {
-    let (first, rest): (Vec<VaultId>, Vec<VaultId>) = vaults.iter().cloned().partition(|v| unfinished.contains(v));
+    let (first, rest): (Vec<VaultId>, Vec<VaultId>) =
+        vaults.iter().cloned().partition(|v| unfinished.contains(v));
     first.into_iter().chain(rest).collect()
 }
 
 /// The wait before the next pass: `interval` scaled by a factor in `[0.9, 1.1)` drawn from
 /// `unit` (`[0, 1)`), so replicas restarted together do not list in lockstep.
 pub fn jittered(interval: Duration, unit: f64) -> Duration {
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     interval.mul_f64(0.9 + 0.2 * unit)
 }
 
@@ -176,9 +187,17 @@ mod tests {
         let names: Vec<(&str, Vec<&str>)> = c
             .stale
             .iter()
-            .map(|s| (s.object.name.as_str(), s.readers.iter().map(|r| r.es.name.as_str()).collect()))
+            .map(|s| {
+                (
+                    s.object.name.as_str(),
+                    s.readers.iter().map(|r| r.es.name.as_str()).collect(),
+                )
+            })
             .collect();
-        assert_eq!(names, vec![("b", vec!["also-stale", "stale"]), ("c", vec!["never"])]);
+        assert_eq!(
+            names,
+            vec![("b", vec!["also-stale", "stale"]), ("c", vec!["never"])]
+        );
         assert_eq!(c.stale[0].change().version.as_deref(), Some("updated-1795858200"));
         assert_eq!(c.stale[0].change().kind, ChangeKind::NewVersion);
     }
@@ -200,8 +219,18 @@ mod tests {
     #[test]
     fn an_update_just_before_the_refresh_is_within_the_margin() {
         let idx = index();
-        let c = compare(&idx, &vault(), ObjectKind::Secret, &[listed("a", Some(T10 - 60), true)], M);
-        assert_eq!(c.stale.len(), 1, "refreshed 60 s after the change: may have read the old value");
+        let c = compare(
+            &idx,
+            &vault(),
+            ObjectKind::Secret,
+            &[listed("a", Some(T10 - 60), true)],
+            M,
+        );
+        assert_eq!(
+            c.stale.len(),
+            1,
+            "refreshed 60 s after the change: may have read the old value"
+        );
         let c = compare(
             &idx,
             &vault(),
@@ -218,7 +247,10 @@ mod tests {
         let all: BTreeSet<VaultId> = [v("a"), v("b"), v("c")].into();
         let unfinished: BTreeSet<VaultId> = [v("c"), v("zzz")].into();
         assert_eq!(visiting_order(&all, &unfinished), vec![v("c"), v("a"), v("b")]);
-        assert_eq!(visiting_order(&all, &BTreeSet::new()), vec![v("a"), v("b"), v("c")]);
+        assert_eq!(
+            visiting_order(&all, &BTreeSet::new()),
+            vec![v("a"), v("b"), v("c")]
+        );
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl ReconcileMetrics {
             objects_checked: Counter::default(),
             triggers: Counter::default(),
         };
-        registry.register("reconcile_passes", "Fallback reconcile passes by outcome", m.passes.clone());
+        registry.register(
+            "reconcile_passes",
+            "Fallback reconcile passes by outcome",
+            m.passes.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Duration of fallback reconcile passes",
@@ -156,7 +160,11 @@ impl PassReport {
             self.vaults.len(),
             self.checked(),
             self.triggered(),
-            if dry_run { "would be triggered" } else { "triggered" },
+            if dry_run {
+                "would be triggered"
+            } else {
+                "triggered"
+            },
             self.duration.as_secs_f64(),
             match &self.cut_short {
                 None => String::new(),
@@ -169,7 +177,11 @@ impl PassReport {
             let _ = writeln!(
                 out,
                 "vault {name}: listed {}; {} checked; {} stale",
-                if listed.is_empty() { "nothing".to_string() } else { listed.join(", ") },
+                if listed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    listed.join(", ")
+                },
                 v.checked,
                 v.stale.len()
             );
@@ -254,7 +266,10 @@ impl Reconciler {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
         let (vaults, kinds_of) = {
-            let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let index = self
+                .index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let vaults = index.vaults();
             let kinds: Vec<(VaultId, BTreeSet<ObjectKind>)> = vaults
                 .iter()
@@ -298,7 +313,10 @@ impl Reconciler {
                     Ok(items) => {
                         vr.listed.push((kind, items.len()));
                         let c = {
-                            let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            let index = self
+                                .index
+                                .read()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
                             compare(&index, &vault, kind, &items, self.settings.skew)
                         };
                         vr.checked += c.checked;
@@ -346,7 +364,11 @@ impl Reconciler {
             .unfinished
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = pending;
-        let outcome = if report.complete() { "complete" } else { "cut_short" };
+        let outcome = if report.complete() {
+            "complete"
+        } else {
+            "cut_short"
+        };
         self.metrics
             .passes
             .get_or_create(&PassLabels {
@@ -362,7 +384,10 @@ impl Reconciler {
             duration_ms = report.duration.as_millis() as u64,
             "fallback reconcile pass done"
         );
-        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
         self.passes.send_modify(|n| *n += 1);
         report
     }
@@ -431,7 +456,11 @@ mod tests {
 
     #[async_trait]
     impl KeyVault for FakeVault {
-        async fn list_properties(&self, vault: &VaultId, kind: ObjectKind) -> Result<Vec<Listed>, KeyVaultError> {
+        async fn list_properties(
+            &self,
+            vault: &VaultId,
+            kind: ObjectKind,
+        ) -> Result<Vec<Listed>, KeyVaultError> {
             if self.fail.as_deref() == Some(vault.as_str()) {
                 return Err(KeyVaultError::List {
                     vault: vault.to_string(),
@@ -510,7 +539,11 @@ mod tests {
         assert_eq!(calls[0].0.len(), 1);
         assert_eq!(calls[0].0[0].object.vault.as_str(), "a.vault.azure.net");
         assert_eq!(calls[0].0[0].version.as_deref(), Some("updated-1795870000"));
-        assert!(report.to_text(false).contains("stale: ExternalSecret ns/es-a reads"));
+        assert!(
+            report
+                .to_text(false)
+                .contains("stale: ExternalSecret ns/es-a reads")
+        );
         assert_eq!(*r.passes().borrow(), 1);
     }
 
@@ -523,7 +556,14 @@ mod tests {
         assert!(report.vaults[0].error.is_some());
         let r2_order = {
             let unfinished = r.unfinished.lock().unwrap().clone();
-            visiting_order(&[VaultId::from_url("b.vault.azure.net").unwrap(), VaultId::from_url("a.vault.azure.net").unwrap()].into(), &unfinished)
+            visiting_order(
+                &[
+                    VaultId::from_url("b.vault.azure.net").unwrap(),
+                    VaultId::from_url("a.vault.azure.net").unwrap(),
+                ]
+                .into(),
+                &unfinished,
+            )
         };
         assert_eq!(r2_order[0].as_str(), "a.vault.azure.net");
     }

@@ -107,11 +107,15 @@ impl KeyVaultStandIn {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let service = hyper_util::service::TowerToHyperService::new(app);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -136,7 +140,10 @@ impl KeyVaultStandIn {
 
     /// The override entry sending `vault`'s requests here.
     pub fn override_for(&self, vault: &str) -> String {
-        format!("{vault}.vault.azure.net=https://127.0.0.1:{}/{vault}", self.addr.port())
+        format!(
+            "{vault}.vault.azure.net=https://127.0.0.1:{}/{vault}",
+            self.addr.port()
+        )
     }
 
     /// Puts (or replaces) an object.
@@ -255,7 +262,9 @@ async fn list(
     inner.stats.pages.fetch_add(1, Ordering::SeqCst);
     let next = skip + size;
     let next_link = (next < items.len()).then(|| {
-        format!("https://{vault}.vault.azure.net:443/{coll}?api-version=7.5&$skiptoken={next}&maxresults={size}")
+        format!(
+            "https://{vault}.vault.azure.net:443/{coll}?api-version=7.5&$skiptoken={next}&maxresults={size}"
+        )
     });
     axum::Json(json!({"value": page, "nextLink": next_link})).into_response()
 }
