@@ -39,6 +39,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print every ExternalSecret that reads a Key Vault object, and those that would not be refreshed.
     Explain(ExplainArgs),
+    /// Run the fallback reconcile (Key Vault metadata vs. ExternalSecret refresh times) and print
+    /// what it found and triggered.
+    Reconcile(ReconcileCmdArgs),
+}
+
+/// Settings of `kvsync reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileCmdArgs {
+    /// Run one pass and exit (the only mode: the continuous loop runs inside `kvsync serve`).
+    #[arg(long)]
+    pub once: bool,
+    /// Index, trigger and Key Vault settings (`--dry-run` prints instead of patching).
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// Settings of `kvsync serve`.
@@ -171,6 +185,125 @@ pub struct EngineArgs {
     /// This replica's name, for Kubernetes Events and leader election (the pod name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Fallback reconcile, Key Vault access and leader election.
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+}
+
+/// A secret from the environment: never printed (`Debug` shows `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// The secret itself, for handing to the credential.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for SecretString {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretString(s.to_string()))
+    }
+}
+
+/// Settings of the fallback reconcile (`kvsync serve`, `kvsync reconcile`), its Key Vault access
+/// and leader election.
+#[derive(Clone, Debug, Args)]
+pub struct ReconcileArgs {
+    /// Time between fallback reconcile passes (jittered ±10 %); `0` disables the reconcile.
+    #[arg(long, env = "KVSYNC_RECONCILE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub reconcile_interval: std::time::Duration,
+    /// Clock-skew margin: an ExternalSecret is stale when the object's `updated` is later than its
+    /// `status.refreshTime` minus this margin (see `core::staleness`).
+    #[arg(long, env = "KVSYNC_RECONCILE_SKEW", default_value = "5m", value_parser = parse_duration)]
+    pub reconcile_skew: std::time::Duration,
+    /// Longest a pass may run; a pass cut short resumes with the vaults it did not finish.
+    #[arg(long, env = "KVSYNC_RECONCILE_DEADLINE", default_value = "5m", value_parser = parse_duration)]
+    pub reconcile_deadline: std::time::Duration,
+    /// Key Vault requests per second per vault (client-side budget; Key Vault allows 4,000 per 10 s).
+    #[arg(long, env = "KVSYNC_KEYVAULT_RATE", default_value_t = 100)]
+    pub keyvault_rate: u32,
+    /// Retries of a throttled (429) or failed (5xx, connection) Key Vault request.
+    #[arg(long, env = "KVSYNC_KEYVAULT_MAX_RETRIES", default_value_t = 6)]
+    pub keyvault_max_retries: u32,
+    /// First backoff delay after a 429/5xx (doubles per retry, with jitter).
+    #[arg(long, env = "KVSYNC_KEYVAULT_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    pub keyvault_backoff: std::time::Duration,
+    /// Longest backoff delay.
+    #[arg(long, env = "KVSYNC_KEYVAULT_BACKOFF_MAX", default_value = "32s", value_parser = parse_duration)]
+    pub keyvault_backoff_max: std::time::Duration,
+    /// Azure credential: auto = Workload Identity, else managed identity when advertised
+    /// (IDENTITY_ENDPOINT), else client secret (dev only), else none (reconcile off).
+    #[arg(long, env = "KVSYNC_AZURE_CREDENTIAL", value_enum, default_value = "auto")]
+    pub azure_credential: crate::keyvault::credential::CredentialMode,
+    /// Client id of the Azure identity.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+    /// Entra tenant id.
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub azure_tenant_id: Option<String>,
+    /// Projected service-account token file (Workload Identity).
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub azure_federated_token_file: Option<PathBuf>,
+    /// Client secret (development only).
+    #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
+    pub azure_client_secret: Option<SecretString>,
+    /// Set by platforms with a managed identity endpoint (App Service, Functions, Arc).
+    #[arg(long, env = "IDENTITY_ENDPOINT", hide = true)]
+    pub identity_endpoint: Option<String>,
+    /// Entra authority host override (`https://…`; default: AZURE_AUTHORITY_HOST, else public cloud).
+    #[arg(long, env = "KVSYNC_AZURE_AUTHORITY_HOST")]
+    pub azure_authority_host: Option<String>,
+    /// Extra CA certificates (PEM) trusted for Entra and Key Vault (tests, TLS-inspecting proxies).
+    #[arg(long, env = "KVSYNC_AZURE_CA_FILE")]
+    pub azure_ca_file: Option<PathBuf>,
+    /// Send a vault's requests elsewhere: `vault-host=https://base` (repeatable; tests).
+    #[arg(long, env = "KVSYNC_KEYVAULT_URL_OVERRIDE", value_delimiter = ',')]
+    pub keyvault_url_override: Vec<String>,
+    /// Name of the Lease used for leader election (only the leader runs the fallback reconcile).
+    #[arg(long, env = "KVSYNC_LEASE_NAME", default_value = "kvsync")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else the client's namespace).
+    #[arg(long, env = "KVSYNC_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// The pod's namespace (downward API).
+    #[arg(long, env = "POD_NAMESPACE", hide = true)]
+    pub pod_namespace: Option<String>,
+    /// Lease duration: a replica takes over at most this long after the leader stopped renewing.
+    #[arg(long, env = "KVSYNC_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
+}
+
+impl ReconcileArgs {
+    /// The credential inputs.
+    pub fn credential_config(&self) -> crate::keyvault::credential::CredentialConfig {
+        crate::keyvault::credential::CredentialConfig {
+            mode: self.azure_credential,
+            client_id: self.azure_client_id.clone(),
+            tenant_id: self.azure_tenant_id.clone(),
+            token_file: self.azure_federated_token_file.clone(),
+            client_secret: self.azure_client_secret.clone(),
+            identity_endpoint: self.identity_endpoint.as_deref().is_some_and(|s| !s.is_empty()),
+            authority_host: self.azure_authority_host.clone(),
+        }
+    }
+
+    /// Key Vault backoff settings.
+    pub fn backoff(&self) -> crate::keyvault::retry::Backoff {
+        crate::keyvault::retry::Backoff {
+            base: self.keyvault_backoff,
+            cap: self.keyvault_backoff_max.max(self.keyvault_backoff),
+            max_retries: self.keyvault_max_retries,
+        }
+    }
 }
 
 impl EngineArgs {
@@ -234,6 +367,46 @@ mod tests {
         assert_eq!(args.engine.body_limit, 2 * 1024 * 1024);
         assert_eq!(args.engine.delivery_timeout, std::time::Duration::from_secs(25));
         assert!(args.engine.watch_namespaces);
+        let r = &args.engine.reconcile;
+        assert_eq!(r.reconcile_interval, std::time::Duration::from_secs(600));
+        assert_eq!(r.reconcile_skew, std::time::Duration::from_secs(300));
+        assert_eq!(r.keyvault_rate, 100);
+        assert_eq!(r.lease_name, "kvsync");
+        assert_eq!(r.lease_duration, std::time::Duration::from_secs(15));
+    }
+
+    #[test]
+    fn reconcile_subcommand_parses_once_and_dry_run() {
+        let cli = Cli::try_parse_from([
+            "kvsync",
+            "reconcile",
+            "--once",
+            "--dry-run",
+            "--reconcile-interval",
+            "0",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Reconcile(a) => {
+                assert!(a.once && a.engine.dry_run);
+                assert_eq!(a.engine.reconcile.reconcile_interval, std::time::Duration::ZERO);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_client_secret_is_never_printed() {
+        let args = serve(&["--azure-client-secret", "hunter2"]);
+        assert_eq!(
+            args.engine
+                .reconcile
+                .azure_client_secret
+                .as_ref()
+                .map(SecretString::expose),
+            Some("hunter2")
+        );
+        assert!(!format!("{args:?}").contains("hunter2"));
     }
 
     #[test]

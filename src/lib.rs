@@ -14,6 +14,10 @@
 //! Kubernetes ──watch──▶ kube/ (observe) ──▶ core/ (pure index + decide) ──▶ plan ──▶ kube/ (apply)
 //! ```
 //!
+//! Events can be lost: the fallback reconcile (`reconcile`, leader only) compares Key Vault
+//! metadata (`keyvault`) with ExternalSecret refresh times and triggers the stale ones through the
+//! same apply step.
+//!
 //! Decision logic (`eventgrid`, `core`) is pure: no I/O, no clock, no kube or axum types. The
 //! adapters (`http`, `kube`) translate between those pure types and the outside world.
 
@@ -25,9 +29,11 @@ pub mod demo;
 pub mod error;
 pub mod eventgrid;
 pub mod http;
+pub mod keyvault;
 pub mod kube;
 pub mod metrics;
 pub mod readiness;
+pub mod reconcile;
 pub mod report;
 pub mod service;
 pub mod telemetry;

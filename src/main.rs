@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use kvsync::auth::{AuthMode, Authenticator};
-use kvsync::config::{Cli, Command, ExplainArgs, FunctionsArgs, ServeArgs};
+use kvsync::config::{Cli, Command, ExplainArgs, FunctionsArgs, ReconcileCmdArgs, ServeArgs};
 use kvsync::core::decide::{NoNamespaceLabels, explain};
 use kvsync::core::index::Index;
 use kvsync::core::model::{ObjectName, ObjectRef, VaultId};
@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Functions(args) => functions(args).await,
         Command::Demo(args) => kvsync::demo::run(args).await.context("demo"),
         Command::Explain(args) => explain_cli(args).await,
+        Command::Reconcile(args) => reconcile_cli(args).await,
     }
 }
 
@@ -169,4 +170,51 @@ async fn explain_cli(args: ExplainArgs) -> anyhow::Result<()> {
         print!("{}", kvsync::report::explanation_text(&object, &explanation));
     }
     Ok(())
+}
+
+/// `kvsync reconcile --once [--dry-run]`: builds the index (cluster or manifests), runs one pass of
+/// the fallback reconcile without leader election, prints what it found and triggered.
+async fn reconcile_cli(args: ReconcileCmdArgs) -> anyhow::Result<()> {
+    let ReconcileCmdArgs { once, mut engine } = args;
+    if !once {
+        anyhow::bail!("only --once is supported here; the continuous reconcile runs inside `kvsync serve`");
+    }
+    // The engine must not start its own loop: this command runs exactly one pass.
+    let interval = engine.reconcile.reconcile_interval;
+    engine.reconcile.reconcile_interval = std::time::Duration::ZERO;
+    let client = client_unless_manifests(engine.manifests.is_some()).await?;
+    let mut metrics = Metrics::new();
+    let readiness = Readiness::default();
+    let started = service::start_engine(&engine, client, &mut metrics, &readiness).context("start")?;
+    engine.reconcile.reconcile_interval = interval;
+    let reconciler = kvsync::reconcile::wiring::reconciler(
+        &engine,
+        started.index.clone(),
+        started.apply.clone(),
+        &mut metrics,
+    )
+    .context("the fallback reconcile needs an Azure credential (see the log)")?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !readiness.is_ready() {
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "index not complete after 120 s: waiting for {:?}",
+                readiness.pending()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_leader, leading) = tokio::sync::watch::channel(true);
+    let report = reconciler.run_pass(leading).await;
+    print!("{}", report.to_text(engine.dry_run));
+    if let Some(d) = &started.dry_run {
+        for (target, annotation, value) in d.planned() {
+            println!("  would patch: {target} {annotation}={value}");
+        }
+    }
+    if report.complete() {
+        Ok(())
+    } else {
+        anyhow::bail!("the pass did not complete")
+    }
 }

@@ -50,8 +50,12 @@ pub struct Engine {
     pub dry_run: Option<DryRunPatcher>,
     /// Versions of ESO's resources, once discovered.
     pub versions: Versions,
-    /// Tasks to keep alive (watches, sweepers).
+    /// Tasks to keep alive (watches, sweepers, leader election, reconcile).
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The fallback reconcile, when Azure credentials are configured.
+    pub reconciler: Option<Arc<crate::reconcile::Reconciler>>,
+    /// Whether this replica leads (runs the reconcile), when leader election runs.
+    pub leader: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Starts the engine: loads manifests or starts watching the cluster (in the background: the caller
@@ -79,44 +83,6 @@ pub fn start_engine(
             _ => Arc::new(NoNamespaceLabels),
         };
 
-    if let Some(dir) = &args.manifests {
-        let mut idx = index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let loaded = crate::kube::manifests::load_dir(dir, &mut idx)?;
-        tracing::info!(dir = %dir.display(), objects = loaded.objects, skipped = loaded.skipped, "index built from manifests");
-        let _ = versions.set(BTreeMap::new());
-    } else if let Some(c) = &client {
-        let watch_metrics = WatchMetrics::register(metrics.registry_mut());
-        let gate = readiness.gate("discovery of external-secrets.io");
-        let observer_base = (
-            c.clone(),
-            index.clone(),
-            readiness.clone(),
-            confirm.clone(),
-            args.namespaces.clone(),
-        );
-        let versions_for_task = versions.clone();
-        tasks.push(tokio::spawn(async move {
-            let (client, index, readiness, confirm, namespaces) = observer_base;
-            let chosen = discover_until_ok(&client).await;
-            let _ = versions_for_task.set(chosen.clone());
-            let observer = Observer {
-                client,
-                versions: chosen,
-                namespaces,
-                index,
-                readiness,
-                confirm: Some(confirm),
-                metrics: watch_metrics,
-                on_store: None,
-            };
-            let handles = observer.spawn();
-            gate.open();
-            for h in handles {
-                let _ = h.await;
-            }
-        }));
-    }
-
     let (patcher, dry_run): (Arc<dyn Patcher>, Option<DryRunPatcher>) = if args.dry_run {
         let d = DryRunPatcher::default();
         (Arc::new(d.clone()), Some(d))
@@ -137,22 +103,82 @@ pub fn start_engine(
             .max(Duration::from_secs(1)),
         ..TriggerSettings::default()
     };
-    let apply = KubeApply::new(
+    let apply: Arc<dyn Apply> = Arc::new(KubeApply::new(
         index.clone(),
         namespaces.clone(),
         patcher,
         settings,
         trigger_metrics,
         events,
-        confirm,
-    );
+        confirm.clone(),
+    ));
+    if let Some(dir) = &args.manifests {
+        let mut idx = index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let loaded = crate::kube::manifests::load_dir(dir, &mut idx)?;
+        tracing::info!(dir = %dir.display(), objects = loaded.objects, skipped = loaded.skipped, "index built from manifests");
+        let _ = versions.set(BTreeMap::new());
+    } else if let Some(c) = &client {
+        let watch_metrics = WatchMetrics::register(metrics.registry_mut());
+        let gate = readiness.gate("discovery of external-secrets.io");
+        let on_store = crate::kube::store_ready::hook(
+            index.clone(),
+            apply.clone(),
+            crate::kube::store_ready::register_metric(metrics.registry_mut()),
+        );
+        let observer_base = (
+            c.clone(),
+            index.clone(),
+            readiness.clone(),
+            confirm.clone(),
+            args.namespaces.clone(),
+        );
+        let versions_for_task = versions.clone();
+        tasks.push(tokio::spawn(async move {
+            let (client, index, readiness, confirm, namespaces) = observer_base;
+            let chosen = discover_until_ok(&client).await;
+            let _ = versions_for_task.set(chosen.clone());
+            let observer = Observer {
+                client,
+                versions: chosen,
+                namespaces,
+                index,
+                readiness,
+                confirm: Some(confirm),
+                metrics: watch_metrics,
+                on_store: Some(on_store),
+            };
+            let handles = observer.spawn();
+            gate.open();
+            for h in handles {
+                let _ = h.await;
+            }
+        }));
+    }
+
+    let mut reconciler = None;
+    let mut leader = None;
+    if let (Some(c), None) = (&client, &args.manifests) {
+        let started = crate::reconcile::wiring::start(
+            args,
+            c.clone(),
+            index.clone(),
+            apply.clone(),
+            readiness.clone(),
+            metrics,
+        );
+        reconciler = started.reconciler;
+        leader = started.leader;
+        tasks.extend(started.tasks);
+    }
     Ok(Engine {
         index,
-        apply: Arc::new(apply),
+        apply,
         namespaces,
         dry_run,
         versions,
         tasks,
+        reconciler,
+        leader,
     })
 }
 

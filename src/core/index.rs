@@ -236,6 +236,51 @@ impl Index {
             .collect()
     }
 
+    /// ExternalSecrets that name the store (`kind`, `namespace` ignored for a cluster store,
+    /// `name`), sorted, each with the objects it reads through that store at their latest version
+    /// (`data`/`extract` refs; pinned refs and `find` are not objects, so an ES that only finds
+    /// through the store comes with an empty list). Empty objects also when the store is not an
+    /// azurekv store with a usable `vaultUrl`.
+    pub fn store_readers(
+        &self,
+        kind: StoreKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Vec<(EsKey, Vec<ObjectRef>)> {
+        let key = StoreKey::new(kind, namespace, name);
+        let vault = self.stores.get(&key).and_then(|s| s.parsed.provider.vault());
+        let Some(dependents) = self.store_dependents.get(&key) else {
+            return Vec::new();
+        };
+        dependents
+            .iter()
+            .filter_map(|es| {
+                let entry = self.external_secrets.get(es)?;
+                let mut objects: BTreeSet<ObjectRef> = BTreeSet::new();
+                if let Some(vault) = vault {
+                    for item in &entry.parsed.items {
+                        if item.store.as_ref() != Some(&key) {
+                            continue;
+                        }
+                        if let Selector::Object {
+                            kind,
+                            name,
+                            version: None,
+                        } = &item.selector
+                        {
+                            objects.insert(ObjectRef {
+                                vault: vault.clone(),
+                                kind: *kind,
+                                name: name.clone(),
+                            });
+                        }
+                    }
+                }
+                Some((es.clone(), objects.into_iter().collect()))
+            })
+            .collect()
+    }
+
     /// Counts for metrics.
     pub fn stats(&self) -> IndexStats {
         IndexStats {

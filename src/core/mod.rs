@@ -8,6 +8,8 @@
 //! - [`decide`]: [`decide::plan`] (triggers and skips for a batch of changes) and
 //!   [`decide::explain`] (why each reader would or would not refresh).
 //! - [`confirm`]: ESO's `syncedResourceVersion` hash and trigger confirmation.
+//! - [`staleness`]: the fallback reconcile's comparison of Key Vault `updated` with `refreshTime`.
+//! - [`store_ready`]: which ExternalSecrets to re-trigger when a store turns Ready.
 //!
 //! The matching rules mirror ESO (v2.9.0); see `/work/shared/reference/eso.md`.
 
@@ -18,6 +20,8 @@ pub mod model;
 pub mod objects;
 pub mod recent;
 mod spec;
+pub mod staleness;
+pub mod store_ready;
 
 #[cfg(test)]
 mod tests;

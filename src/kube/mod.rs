@@ -6,11 +6,13 @@ pub mod confirm;
 pub mod convert;
 pub mod discovery;
 pub mod events;
+pub mod leader;
 pub mod manifests;
 pub mod namespaces;
 pub mod observe;
 pub mod patch;
 pub mod snapshot;
+pub mod store_ready;
 pub mod trigger;
 pub mod trigger_metrics;
 

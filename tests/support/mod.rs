@@ -11,6 +11,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod crds;
+pub mod keyvault;
 pub mod kvsync;
 
 use std::path::{Path, PathBuf};
