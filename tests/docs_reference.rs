@@ -6,9 +6,11 @@
 use clap::CommandFactory;
 use kvsync::config::Cli;
 use kvsync::http::delivery_metrics::{AuthLabels, DeliveryMetrics};
+use kvsync::keyvault::transport::{KeyVaultMetrics, RequestLabels};
 use kvsync::kube::observe::{WatchLabels, WatchMetrics};
 use kvsync::kube::trigger_metrics::{ReasonLabels, TriggerLabels, TriggerMetrics};
 use kvsync::metrics::Metrics;
+use kvsync::reconcile::{PassLabels, ReconcileMetrics};
 
 fn check(path: &str, generated: String) {
     let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -88,6 +90,17 @@ fn metrics() -> String {
     let d = DeliveryMetrics::register(m.registry_mut());
     let t = TriggerMetrics::register(m.registry_mut());
     let w = WatchMetrics::register(m.registry_mut());
+    let kv = KeyVaultMetrics::register(m.registry_mut());
+    let r = ReconcileMetrics::register(m.registry_mut());
+    kvsync::kube::store_ready::register_metric(m.registry_mut());
+    kv.requests
+        .get_or_create(&RequestLabels {
+            vault: "v".into(),
+            operation: "o".into(),
+            status: "s".into(),
+        })
+        .inc();
+    r.passes.get_or_create(&PassLabels { outcome: "o".into() }).inc();
     // Labelled families are only rendered once they have a child: create one per family so the
     // reference lists them with their label names.
     d.delivery("f", "o");
