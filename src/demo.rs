@@ -4,16 +4,12 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 
 use crate::auth::{AuthArgs, Authenticator};
 use crate::config::{DemoArgs, EngineArgs};
 use crate::core::decide::{NoNamespaceLabels, plan};
 use crate::core::model::{Cloud, ObjectKind, ObjectName, ObjectRef, VaultId};
-use crate::http::explain::ExplainState;
-use crate::http::{self, AppState, EVENTGRID_PATH};
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::http::{self, EVENTGRID_PATH};
 use crate::service;
 
 /// The bundled ESO objects.
@@ -104,9 +100,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let auth_args = AuthArgs::for_shared_secret(key.clone());
     let auth = Authenticator::from_args(&auth_args)?;
     let engine_args = EngineArgs::demo()?;
-    let mut metrics = Metrics::new();
-    let readiness = Readiness::default();
-    let engine = service::start_engine(&engine_args, None, &mut metrics, &readiness)?;
+    let service::Service { state, engine } = service::assemble(&engine_args, auth, None)?;
     {
         let mut index = engine
             .index
@@ -114,25 +108,6 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         crate::kube::manifests::load_str(MANIFESTS, &mut index).map_err(DemoError::Manifests)?;
     }
-    let ingest = service::ingest(
-        &engine_args,
-        auth.clone(),
-        engine.apply.clone(),
-        readiness.clone(),
-        &mut metrics,
-    );
-    let explain = ExplainState {
-        index: engine.index.clone(),
-        namespaces: engine.namespaces.clone(),
-        cloud: Cloud::Public,
-        auth,
-    };
-    let state = AppState {
-        metrics: Arc::new(metrics),
-        readiness,
-        ingest: Arc::new(ingest),
-        explain: Arc::new(explain),
-    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| DemoError::Listen {

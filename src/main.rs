@@ -1,7 +1,5 @@
 //! kvsync binary: parse the configuration, set up logging, wire the parts, run until shut down.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
 use clap::Parser as _;
 use kvsync::auth::{AuthMode, Authenticator};
@@ -9,8 +7,7 @@ use kvsync::config::{Cli, Command, ExplainArgs, FunctionsArgs, ReconcileCmdArgs,
 use kvsync::core::decide::{NoNamespaceLabels, explain};
 use kvsync::core::index::Index;
 use kvsync::core::model::{ObjectName, ObjectRef, VaultId};
-use kvsync::http::explain::ExplainState;
-use kvsync::http::{self, AppState};
+use kvsync::http;
 use kvsync::metrics::Metrics;
 use kvsync::readiness::Readiness;
 use kvsync::service;
@@ -48,28 +45,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(mode = ?auth.mode(), "delivery authentication on");
     }
     let client = client_unless_manifests(engine.manifests.is_some()).await?;
-    let mut metrics = Metrics::new();
-    let readiness = Readiness::default();
-    let started = service::start_engine(&engine, client, &mut metrics, &readiness).context("start")?;
-    let ingest = service::ingest(
-        &engine,
-        auth.clone(),
-        started.apply.clone(),
-        readiness.clone(),
-        &mut metrics,
-    );
-    let explain = ExplainState {
-        index: started.index.clone(),
-        namespaces: started.namespaces.clone(),
-        cloud: engine.cloud,
-        auth,
-    };
-    let state = AppState {
-        metrics: Arc::new(metrics),
-        readiness,
-        ingest: Arc::new(ingest),
-        explain: Arc::new(explain),
-    };
+    let service = service::assemble(&engine, auth, client).context("start")?;
+    let state = service.state;
     http::serve(listen, http::router(state), http::shutdown_signal())
         .await
         .context("serve")?;
@@ -102,28 +79,8 @@ async fn functions(args: FunctionsArgs) -> anyhow::Result<()> {
         ),
         (None, None, None) => client_unless_manifests(false).await?,
     };
-    let mut metrics = Metrics::new();
-    let readiness = Readiness::default();
-    let started = service::start_engine(&engine, client, &mut metrics, &readiness).context("start")?;
-    let ingest = service::ingest(
-        &engine,
-        auth.clone(),
-        started.apply.clone(),
-        readiness.clone(),
-        &mut metrics,
-    );
-    let explain = ExplainState {
-        index: started.index.clone(),
-        namespaces: started.namespaces.clone(),
-        cloud: engine.cloud,
-        auth,
-    };
-    let state = AppState {
-        metrics: Arc::new(metrics),
-        readiness,
-        ingest: Arc::new(ingest),
-        explain: Arc::new(explain),
-    };
+    let service = service::assemble(&engine, auth, client).context("start")?;
+    let state = service.state;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     http::serve(addr, http::functions_router(state), http::shutdown_signal())
         .await

@@ -218,3 +218,42 @@ pub fn ingest(
         allowed_origins: args.allowed_origins.clone(),
     }
 }
+
+/// A wired service: the HTTP state and the engine behind it.
+pub struct Service {
+    /// State for [`crate::http::router`] / [`crate::http::functions_router`].
+    pub state: crate::http::AppState,
+    /// The engine (index, apply step, background tasks).
+    pub engine: Engine,
+}
+
+/// Wires everything for one process: metrics, readiness, the engine, ingestion and explain.
+pub fn assemble(
+    args: &EngineArgs,
+    auth: Authenticator,
+    client: Option<kube::Client>,
+) -> Result<Service, ServiceError> {
+    let mut metrics = Metrics::new();
+    let readiness = Readiness::default();
+    let engine = start_engine(args, client, &mut metrics, &readiness)?;
+    let ingest = ingest(
+        args,
+        auth.clone(),
+        engine.apply.clone(),
+        readiness.clone(),
+        &mut metrics,
+    );
+    let explain = crate::http::explain::ExplainState {
+        index: engine.index.clone(),
+        namespaces: engine.namespaces.clone(),
+        cloud: args.cloud,
+        auth,
+    };
+    let state = crate::http::AppState {
+        metrics: Arc::new(metrics),
+        readiness,
+        ingest: Arc::new(ingest),
+        explain: Arc::new(explain),
+    };
+    Ok(Service { state, engine })
+}

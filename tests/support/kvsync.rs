@@ -9,8 +9,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use kvsync::auth::{AuthArgs, Authenticator};
 use kvsync::config::EngineArgs;
-use kvsync::http::explain::ExplainState;
-use kvsync::http::{AppState, router};
+use kvsync::http::router;
 use kvsync::metrics::Metrics;
 use kvsync::readiness::Readiness;
 use kvsync::service::{self, Engine};
@@ -39,29 +38,8 @@ pub fn start(client: kube::Client, flags: &[&str]) -> Kvsync {
     all.extend_from_slice(flags);
     let args = EngineArgs::from_flags(&all).expect("engine flags");
     let auth = Authenticator::from_args(&AuthArgs::insecure()).expect("auth");
-    let mut metrics = Metrics::new();
-    let readiness = Readiness::default();
-    let engine = service::start_engine(&args, Some(client), &mut metrics, &readiness).expect("engine");
-    let ingest = service::ingest(
-        &args,
-        auth.clone(),
-        engine.apply.clone(),
-        readiness.clone(),
-        &mut metrics,
-    );
-    let explain = ExplainState {
-        index: engine.index.clone(),
-        namespaces: engine.namespaces.clone(),
-        cloud: args.cloud,
-        auth,
-    };
-    let metrics = Arc::new(metrics);
-    let state = AppState {
-        metrics: metrics.clone(),
-        readiness: readiness.clone(),
-        ingest: Arc::new(ingest),
-        explain: Arc::new(explain),
-    };
+    let service::Service { state, engine } = service::assemble(&args, auth, Some(client)).expect("engine");
+    let (readiness, metrics) = (state.readiness.clone(), state.metrics.clone());
     Kvsync {
         app: router(state),
         engine,
