@@ -428,6 +428,7 @@ async fn huge_strings_are_bounded() {
             batch(&[eg("1", &big, data("db-password"))]),
             OK,
         ),
+        // Applied; the id is only logged, cut to 256 characters.
         case("1.5 MB id", batch(&[good(&big, "db-password")]), OK).applies(&[GOOD_CHANGE]),
         case(
             "3 MB body",
@@ -871,4 +872,51 @@ impl Tap for Value {
         f(&mut self);
         self
     }
+}
+
+/// Regression: event-supplied strings that kvsync keeps (the version in its 24 h dedupe memory and
+/// in Kubernetes Event notes, the vault host in every key) are bounded. A 1.5 MB `Version` is not a
+/// Key Vault version: it is ignored (the refresh still happens, unversioned) instead of being
+/// remembered; a vault host longer than DNS allows is not a vault.
+#[tokio::test]
+async fn oversized_versions_and_hosts_are_not_kept() {
+    let f = front(&[]);
+    let mut d = data("db-password");
+    d["Version"] = json!("v".repeat(1_500_000));
+    d["Id"] = json!(format!(
+        "https://sample-kv.vault.azure.net/secrets/db-password/{}",
+        "w".repeat(300_000)
+    ));
+    let req = Request::post("/api/eventgrid")
+        .header("x-kvsync-key", KEY)
+        .header("content-type", "application/json")
+        .body(Body::from(batch(&[eg("1", NEW_VERSION, d)])))
+        .unwrap();
+    let (status, body) = send(&f.app, req).await;
+    assert_eq!(status, OK, "{body}");
+    let calls = f.apply.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0[0].object.to_string(), GOOD_CHANGE);
+    let kept = calls[0].0[0].version.as_deref().map_or(0, str::len);
+    assert_eq!(
+        kept, 0,
+        "an oversized version must not be kept ({kept} bytes kept)"
+    );
+
+    let long_host = format!("{}.vault.azure.net", vec!["a".repeat(60); 5].join("."));
+    let mut e = eg(
+        "2",
+        NEW_VERSION,
+        json!({"Id": format!("https://{long_host}/secrets/db-password/v1")}),
+    );
+    e.as_object_mut().unwrap().remove("topic");
+    let req = Request::post("/api/eventgrid")
+        .header("x-kvsync-key", KEY)
+        .header("content-type", "application/json")
+        .body(Body::from(batch(&[e])))
+        .unwrap();
+    let (status, body) = send(&f.app, req).await;
+    assert_eq!(status, BAD, "{body}");
+    assert_eq!(f.apply.calls().len(), 1, "nothing more applied");
+    healthy(&f.app).await;
 }
