@@ -79,7 +79,9 @@ impl VaultId {
             .filter(|h| !h.is_empty())
             .ok_or_else(|| VaultIdError::InvalidUrl(trimmed.to_string()))?;
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if host.is_empty() {
+        // DNS names have at most 253 characters; a longer "host" is no vault (and would be kept,
+        // as part of every key, in the index and the dedupe memory).
+        if host.is_empty() || host.len() > 253 {
             return Err(VaultIdError::InvalidUrl(trimmed.to_string()));
         }
         // `Url` drops the scheme's default port itself; a vault is always https, so 443 is default too.
@@ -286,6 +288,16 @@ mod tests {
         assert!(VaultId::from_url("https://").is_err());
         assert!(VaultId::from_name("my vault", Cloud::Public).is_err());
         assert!(VaultId::from_name("a/b", Cloud::Public).is_err());
+        // Longer than any DNS name.
+        let long = format!("https://{}.vault.azure.net/", vec!["a".repeat(60); 5].join("."));
+        assert!(VaultId::from_url(&long).is_err());
+        let longest = format!(
+            "{}.{}.vault.azure.net",
+            vec!["a".repeat(58); 3].join("."),
+            "b".repeat(60)
+        );
+        assert_eq!(longest.len(), 253);
+        assert!(VaultId::from_url(&longest).is_ok());
     }
 
     #[test]

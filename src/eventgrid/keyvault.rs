@@ -119,6 +119,16 @@ fn is_object_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 127 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+/// Whether `version` can be an object version. Key Vault's are 32 hex digits; anything made of
+/// `[0-9A-Za-z-]` up to 64 characters is accepted. Anything else is ignored (the change is applied
+/// unversioned): the version is kept in the dedupe memory and quoted in Kubernetes Events, so
+/// untrusted input must not make it arbitrarily large.
+fn is_version(version: &str) -> bool {
+    !version.is_empty()
+        && version.len() <= 64
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 /// What the `Id` URL says: its vault (host), and the object name and version after the collection.
 #[derive(Debug, Default)]
 struct IdParts {
@@ -278,7 +288,10 @@ pub(crate) fn to_key_vault_event(
         kind,
         vault,
         object,
-        version: data.version.or(parts.version),
+        version: data
+            .version
+            .filter(|v| is_version(v))
+            .or(parts.version.filter(|v| is_version(v))),
         nbf: data.nbf,
         exp: data.exp,
         time: env.time,
@@ -689,6 +702,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.version, None);
+    }
+
+    #[test]
+    fn oversized_or_odd_versions_are_ignored() {
+        for (data, want) in [
+            (
+                json!({"Id": "https://kv.vault.azure.net/secrets/a/abc123", "Version": "v".repeat(65)}),
+                Some("abc123"),
+            ),
+            (
+                json!({"Id": "https://kv.vault.azure.net/secrets/a", "Version": "a b"}),
+                None,
+            ),
+            (
+                json!({"Id": format!("https://kv.vault.azure.net/secrets/a/{}", "9".repeat(65))}),
+                None,
+            ),
+            (
+                json!({"Id": "https://kv.vault.azure.net/secrets/a", "Version": "v".repeat(64)}),
+                Some(&*"v".repeat(64).leak()),
+            ),
+        ] {
+            let e = map_event(
+                env("Microsoft.KeyVault.SecretNewVersionCreated", None, data),
+                Cloud::Public,
+            )
+            .unwrap();
+            assert_eq!(e.version.as_deref(), want);
+        }
     }
 
     #[test]

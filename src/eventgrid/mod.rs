@@ -174,7 +174,8 @@ impl Event {
 /// A Key Vault event, mapped onto the domain types.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyVaultEvent {
-    /// The event id (Event Grid `id` / CloudEvents `id`).
+    /// The event id (Event Grid `id` / CloudEvents `id`), cut to at most 256 characters (it is
+    /// only logged).
     pub id: String,
     /// The event type as sent, e.g. `Microsoft.KeyVault.SecretNewVersionCreated`.
     pub event_type: String,

@@ -251,9 +251,11 @@ fn event(item: Value, cloud: Cloud) -> Result<Event, (Option<String>, String)> {
         return Err((Some(short_id), format!("missing {key}")));
     };
     match classify(&event_type) {
-        Some((kind, family)) => to_key_vault_event(env, id, event_type.clone(), kind, family, cloud)
-            .map(Event::KeyVault)
-            .map_err(|reason| (Some(short_id), format!("{event_type}: {reason}"))),
+        Some((kind, family)) => {
+            to_key_vault_event(env, excerpt(&id, 256), event_type.clone(), kind, family, cloud)
+                .map(Event::KeyVault)
+                .map_err(|reason| (Some(short_id), format!("{event_type}: {reason}")))
+        }
         None => Ok(Event::Other {
             id: excerpt(&id, 256),
             event_type: excerpt(&event_type, 256),

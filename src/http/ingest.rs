@@ -114,7 +114,7 @@ impl Ingest {
                 Event::KeyVault(kv) => {
                     let label = type_label(&kv.event_type);
                     if !self.auth.source_allowed(kv.source.as_deref()) {
-                        tracing::warn!(event_id = %kv.id, source = kv.source.as_deref().unwrap_or(""),
+                        tracing::warn!(event_id = %kv.id, source = %truncate(kv.source.as_deref().unwrap_or(""), 300),
                             "event from a vault outside the allow-list: ignored");
                         self.metrics.event(label, "source_not_allowed");
                         ignored += 1;

@@ -5,7 +5,9 @@
 //! Coalescing: per target, patches are serialised. A change that arrives while a patch for the same
 //! target is in flight joins the *next* patch, which every waiter shares; so a burst yields the
 //! first patch at once and at most one more per `window`, and every change is covered by a patch
-//! sent after it arrived (ESO then reads the newest version). The annotation value is derived from
+//! sent after it arrived (ESO then reads the newest version). A patch whose delivery is cancelled
+//! at its deadline puts its changes back, so the deliveries that waited on it are covered by the
+//! next patch instead of sharing a result that never came. The annotation value is derived from
 //! the causes, so a redelivered change writes the same value and changes nothing; changes already
 //! applied are also remembered (24 h, bounded) and skipped outright.
 
@@ -79,6 +81,32 @@ struct QueueState {
     /// Results of finished generations (only the last few are kept).
     results: BTreeMap<u64, Result<PatchOutcome, String>>,
     last_sent: Option<Instant>,
+}
+
+/// Puts a taken batch back into the queue's pending causes unless disarmed (`batch = None`):
+/// the patch that was to carry it was cancelled.
+struct Restore<'a> {
+    queue: &'a TargetQueue,
+    batch: Option<(Vec<VaultChange>, BTreeSet<EsKey>)>,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        let Some((changes, via)) = self.batch.take() else {
+            return;
+        };
+        let mut st = self
+            .queue
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in changes {
+            if st.pending.insert((c.object.clone(), c.version.clone())) {
+                st.pending_changes.push(c);
+            }
+        }
+        st.pending_via.extend(via);
+    }
 }
 
 struct TargetQueue {
@@ -215,28 +243,32 @@ impl KubeApply {
             st.next_gen
         };
         let _sending = queue.sender.lock().await;
-        let (batch, batch_via, last_sent) = {
+        let (sent_gen, batch, batch_via, last_sent) = {
             let mut st = queue
                 .state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(result) = st.results.get(&my_gen) {
+            // The first patch sent at or after my generation carried my changes (a cancelled
+            // patch stores no result and puts its changes back, see `Restore`).
+            if let Some((_, result)) = st.results.range(my_gen..).next() {
                 return result.clone();
             }
             st.pending.clear();
+            let sent_gen = st.next_gen;
             st.next_gen += 1;
             (
+                sent_gen,
                 std::mem::take(&mut st.pending_changes),
                 std::mem::take(&mut st.pending_via),
                 st.last_sent,
             )
         };
-        // A sender whose delivery timed out may have been cancelled after taking the pending causes;
-        // then this waiter's own causes still get a patch sent after they arrived.
-        let (batch, batch_via) = if batch.is_empty() {
-            (changes.to_vec(), via.iter().cloned().collect())
-        } else {
-            (batch, batch_via)
+        // Declared after `_sending`, so dropped before it: if this future is cancelled (the
+        // delivery deadline) before the patch finished, the batch goes back to `pending` while the
+        // target is still held, and the next patch carries it for the deliveries that waited on it.
+        let mut restore = Restore {
+            queue: &queue,
+            batch: Some((batch.clone(), batch_via.clone())),
         };
         if let Some(last) = last_sent {
             let since = last.elapsed();
@@ -245,12 +277,13 @@ impl KubeApply {
             }
         }
         let result = self.patch_once(target, &batch, &batch_via, cause).await;
+        restore.batch = None;
         let mut st = queue
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.last_sent = Some(Instant::now());
-        st.results.insert(my_gen, result.clone());
+        st.results.insert(sent_gen, result.clone());
         while st.results.len() > 4 {
             st.results.pop_first();
         }
