@@ -764,6 +764,12 @@ async fn a_stalled_api_server_gets_503_within_the_delivery_timeout() {
 
     proxy.stall(false);
     let resp = redeliver(&k.app, &body, 60).await;
-    assert_eq!(resp["triggered"], 1, "{resp}");
+    // Either the redelivery patches, or the patch held back by the proxy reached the API server
+    // once released (its delivery was still answered 503) and the redelivery finds it done.
+    assert_eq!(
+        resp["triggered"].as_u64().unwrap() + resp["unchanged"].as_u64().unwrap(),
+        1,
+        "{resp}"
+    );
     assert!(annotation(&client, &ns, "slow").await.is_some());
 }
