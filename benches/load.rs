@@ -1187,7 +1187,7 @@ async fn run(args: Args, kubeconfig: PathBuf) {
 
         // Inputs of the polling model, from the index kvsync built.
         let st = k.index.read().unwrap().stats();
-        let refs: usize = (0..n).map(|i| ref_count(i)).sum();
+        let refs: usize = (0..n).map(ref_count).sum();
         measured = Some(Measured {
             n,
             refs_per_es: refs as f64 / n as f64,
