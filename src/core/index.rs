@@ -11,7 +11,7 @@
 //! - `finders`: `VaultId → ESs` with a `dataFrom[].find` on that vault;
 //! - `store_dependents`: store → ESs that name it (whether or not the store exists yet).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::model::{ObjectKind, ObjectName, ObjectRef, VaultId};
 use super::objects::{ClusterExternalSecretObject, EsKey, ExternalSecretObject, StoreKind, StoreObject};
@@ -48,14 +48,51 @@ pub(crate) struct EsEntry {
     contribution: Contribution,
 }
 
-/// What one ES put into the reverse maps.
+/// What one ES put into the reverse maps. Each list is sorted and deduplicated (a `Vec`, not a
+/// `BTreeSet`: most hold one to three items, and a B-tree node is ~0.5 KB).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Contribution {
-    objects: BTreeSet<ObjectRef>,
-    find_vaults: BTreeSet<VaultId>,
-    stores: BTreeSet<StoreKey>,
+    objects: Vec<ObjectRef>,
+    find_vaults: Vec<VaultId>,
+    stores: Vec<StoreKey>,
     /// Names read through a store that is missing or has an unusable `vaultUrl` (for explain).
-    unresolved: BTreeSet<ObjectName>,
+    unresolved: Vec<ObjectName>,
+}
+
+/// The ESs behind one reverse-map key: a sorted, deduplicated `Vec` (usually one or a few keys;
+/// far smaller than a `BTreeSet`, whose first node alone holds room for eleven).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct KeySet(Vec<EsKey>);
+
+impl KeySet {
+    fn insert(&mut self, key: &EsKey) {
+        if let Err(at) = self.0.binary_search(key) {
+            self.0.insert(at, key.clone());
+        }
+    }
+
+    fn remove(&mut self, key: &EsKey) {
+        if let Ok(at) = self.0.binary_search(key) {
+            self.0.remove(at);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, EsKey> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a KeySet {
+    type Item = &'a EsKey;
+    type IntoIter = std::slice::Iter<'a, EsKey>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// How one ref of an ES relates to a changed object.
@@ -92,12 +129,13 @@ pub(crate) struct UnresolvedRef<'a> {
 #[derive(Clone, Debug, Default)]
 pub struct Index {
     stores: BTreeMap<StoreKey, StoreEntry>,
-    external_secrets: BTreeMap<EsKey, EsEntry>,
+    /// Hashed: looked up once per candidate of every event; sorted where listed.
+    external_secrets: HashMap<EsKey, EsEntry>,
     cluster_external_secrets: BTreeMap<String, ClusterExternalSecretObject>,
-    store_dependents: BTreeMap<StoreKey, BTreeSet<EsKey>>,
-    by_object: BTreeMap<ObjectRef, BTreeSet<EsKey>>,
-    finders: BTreeMap<VaultId, BTreeSet<EsKey>>,
-    unresolved: BTreeMap<ObjectName, BTreeSet<EsKey>>,
+    store_dependents: BTreeMap<StoreKey, KeySet>,
+    by_object: BTreeMap<ObjectRef, KeySet>,
+    finders: BTreeMap<VaultId, KeySet>,
+    unresolved: BTreeMap<ObjectName, KeySet>,
 }
 
 impl Index {
@@ -123,11 +161,13 @@ impl Index {
         }
     }
 
-    /// Adds or replaces an ExternalSecret.
-    pub fn apply_external_secret(&mut self, es: ExternalSecretObject) {
+    /// Adds or replaces an ExternalSecret. Its `spec` is parsed here and not kept (it is most of
+    /// an object's memory); [`Index::external_secret`] returns the rest, `status` included.
+    pub fn apply_external_secret(&mut self, mut es: ExternalSecretObject) {
         let key = es.key();
         self.remove_es_entries(&key);
         let parsed = spec::parse_es(&es);
+        es.spec = serde_json::Value::Null;
         let contribution = contribution(&self.stores, &parsed);
         self.add_contribution(&key, &contribution);
         self.external_secrets.insert(
@@ -168,7 +208,9 @@ impl Index {
 
     /// Every ExternalSecret known, sorted.
     pub fn external_secret_keys(&self) -> Vec<EsKey> {
-        self.external_secrets.keys().cloned().collect()
+        let mut keys: Vec<EsKey> = self.external_secrets.keys().cloned().collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// Every ClusterExternalSecret known, sorted.
@@ -176,7 +218,8 @@ impl Index {
         self.cluster_external_secrets.keys().cloned().collect()
     }
 
-    /// The ExternalSecret as last applied.
+    /// The ExternalSecret as last applied: metadata, `status` and `refreshInterval` class; `spec`
+    /// is `Null` (the index keeps its parsed form only).
     pub fn external_secret(&self, key: &EsKey) -> Option<&ExternalSecretObject> {
         self.external_secrets.get(key).map(|e| &e.object)
     }
@@ -437,24 +480,21 @@ impl Index {
 
     fn add_contribution(&mut self, key: &EsKey, c: &Contribution) {
         for o in &c.objects {
-            self.by_object.entry(o.clone()).or_default().insert(key.clone());
+            self.by_object.entry(o.clone()).or_default().insert(key);
         }
         for v in &c.find_vaults {
-            self.finders.entry(v.clone()).or_default().insert(key.clone());
+            self.finders.entry(v.clone()).or_default().insert(key);
         }
         for s in &c.stores {
-            self.store_dependents
-                .entry(s.clone())
-                .or_default()
-                .insert(key.clone());
+            self.store_dependents.entry(s.clone()).or_default().insert(key);
         }
         for n in &c.unresolved {
-            self.unresolved.entry(n.clone()).or_default().insert(key.clone());
+            self.unresolved.entry(n.clone()).or_default().insert(key);
         }
     }
 
     fn remove_contribution(&mut self, key: &EsKey, c: &Contribution) {
-        fn remove<K: Ord + Clone>(map: &mut BTreeMap<K, BTreeSet<EsKey>>, k: &K, es: &EsKey) {
+        fn remove<K: Ord + Clone>(map: &mut BTreeMap<K, KeySet>, k: &K, es: &EsKey) {
             if let Some(set) = map.get_mut(k) {
                 set.remove(es);
                 if set.is_empty() {
@@ -488,12 +528,20 @@ impl Index {
         BTreeMap<ObjectName, BTreeSet<EsKey>>,
     ) {
         (
-            self.by_object.clone(),
-            self.finders.clone(),
-            self.store_dependents.clone(),
-            self.unresolved.clone(),
+            sets(&self.by_object),
+            sets(&self.finders),
+            sets(&self.store_dependents),
+            sets(&self.unresolved),
         )
     }
+}
+
+/// A reverse map as plain sets (for tests).
+#[cfg(test)]
+fn sets<K: Ord + Clone>(map: &BTreeMap<K, KeySet>) -> BTreeMap<K, BTreeSet<EsKey>> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+        .collect()
 }
 
 /// Which ref kinds a new version of `changed` affects: itself, and for a certificate also its
@@ -514,7 +562,14 @@ fn find_reads(changed: ObjectKind) -> bool {
 
 /// What `parsed` contributes to the reverse maps given the current stores.
 fn contribution(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> Contribution {
-    let mut c = Contribution::default();
+    #[derive(Default)]
+    struct Sets {
+        objects: BTreeSet<ObjectRef>,
+        find_vaults: BTreeSet<VaultId>,
+        stores: BTreeSet<StoreKey>,
+        unresolved: BTreeSet<ObjectName>,
+    }
+    let mut c = Sets::default();
     for item in &parsed.items {
         let Some(store) = &item.store else { continue };
         c.stores.insert(store.clone());
@@ -541,5 +596,10 @@ fn contribution(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> C
             Selector::Unreadable => {}
         }
     }
-    c
+    Contribution {
+        objects: c.objects.into_iter().collect(),
+        find_vaults: c.find_vaults.into_iter().collect(),
+        stores: c.stores.into_iter().collect(),
+        unresolved: c.unresolved.into_iter().collect(),
+    }
 }
