@@ -162,6 +162,13 @@ pub struct EngineArgs {
     /// Token-bucket burst of patches.
     #[arg(long, env = "KVSYNC_PATCH_BURST", default_value_t = 200)]
     pub patch_burst: u32,
+    /// Kubernetes Events per second (a budget shared by all Events; 0 sends none). Events beyond
+    /// it are counted in `kvsync_kube_events_suppressed_total`; triggers are always logged.
+    #[arg(long, env = "KVSYNC_EVENT_RATE", default_value_t = 10)]
+    pub event_rate: u32,
+    /// Token-bucket burst of Kubernetes Events.
+    #[arg(long, env = "KVSYNC_EVENT_BURST", default_value_t = 100)]
+    pub event_burst: u32,
     /// Time ESO gets to confirm a refresh before a Warning Event.
     #[arg(long, env = "KVSYNC_CONFIRM_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub confirm_timeout: std::time::Duration,

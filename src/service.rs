@@ -16,7 +16,7 @@ use crate::http::ingest::Ingest;
 use crate::kube::SharedIndex;
 use crate::kube::confirm::ConfirmTracker;
 use crate::kube::discovery::{self, Versions};
-use crate::kube::events::Events;
+use crate::kube::events::{EventBudget, Events};
 use crate::kube::namespaces::WatchedNamespaces;
 use crate::kube::observe::{Observer, WatchMetrics};
 use crate::kube::patch::{DryRunPatcher, KubePatcher, Patcher};
@@ -72,7 +72,16 @@ pub fn start_engine(
     let mut tasks = Vec::new();
 
     let events = match (&client, args.dry_run) {
-        (Some(c), false) => Events::kube(c.clone(), args.instance.clone(), versions.clone()),
+        (Some(c), false) => Events::kube(
+            c.clone(),
+            args.instance.clone(),
+            versions.clone(),
+            EventBudget::new(
+                args.event_rate,
+                args.event_burst,
+                trigger_metrics.events_suppressed.clone(),
+            ),
+        ),
         _ => Events::Off,
     };
     let confirm = ConfirmTracker::new(trigger_metrics.clone(), events.clone(), args.confirm_timeout);

@@ -670,6 +670,8 @@ fn environment_follows_the_binary_contract() {
         "KVSYNC_DELIVERY_TIMEOUT",
         "KVSYNC_PATCH_RATE",
         "KVSYNC_PATCH_BURST",
+        "KVSYNC_EVENT_RATE",
+        "KVSYNC_EVENT_BURST",
         "KVSYNC_ENTRA_TENANT_ID",
     ] {
         assert!(!env.contains_key(absent), "{absent} set by default");
@@ -684,6 +686,8 @@ fn environment_follows_the_binary_contract() {
     assert_eq!(all.env_value("KVSYNC_DELIVERY_TIMEOUT").as_deref(), Some("20s"));
     assert_eq!(all.env_value("KVSYNC_PATCH_RATE").as_deref(), Some("20"));
     assert_eq!(all.env_value("KVSYNC_PATCH_BURST").as_deref(), Some("100"));
+    assert_eq!(all.env_value("KVSYNC_EVENT_RATE").as_deref(), Some("0"));
+    assert_eq!(all.env_value("KVSYNC_EVENT_BURST").as_deref(), Some("5"));
     assert_eq!(
         all.env_value("KVSYNC_ALLOWED_SUBSCRIPTIONS").as_deref(),
         Some("kv-prod-kvsync")

@@ -121,6 +121,9 @@ fn metrics() -> String {
     t.confirm_failures
         .get_or_create(&ReasonLabels { reason: "r".into() })
         .inc();
+    t.events_suppressed
+        .get_or_create(&ReasonLabels { reason: "r".into() })
+        .inc();
     w.events
         .get_or_create(&WatchLabels {
             resource: "r".into(),

@@ -650,3 +650,63 @@ async fn a_failure_from_before_the_trigger_is_not_blamed_on_it() {
             .contains("kvsync_confirm_failures_total{reason=\"not_ready\"}")
     );
 }
+
+/// Kubernetes Events draw from their own budget: a rotation read by more ExternalSecrets than the
+/// burst patches every one of them, records Events for the first `--event-burst` only and counts
+/// the rest as suppressed; `--event-rate 0` records none.
+#[tokio::test]
+async fn events_beyond_the_budget_are_counted_not_sent() {
+    let client = support::client().await;
+    for (rate, burst, recorded) in [("1", "3", 3usize), ("0", "3", 0)] {
+        let ns = support::namespace(&format!("trigger-event-budget-{rate}"));
+        let k = kvsync::start(
+            client.clone(),
+            &["--namespace", &ns, "--event-rate", rate, "--event-burst", burst],
+        );
+        store(&client, &ns, "kv", &format!("budget-kv-{rate}")).await;
+        for i in 0..10 {
+            es(&client, "v1", &ns, &format!("es-{i}"), "kv", &["shared"]).await;
+        }
+        k.ready().await;
+        k.indexed(10).await;
+        let (status, body) = k
+            .post(
+                &batch(&[event(&format!("budget-kv-{rate}"), "secret", "shared", "1")]),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["triggered"], 10, "{body}");
+        let suppressed = format!(
+            "kvsync_kube_events_suppressed_total{{reason=\"KeyVaultChange\"}} {}",
+            10 - recorded
+        );
+        let metrics = k.metrics.clone();
+        support::wait_until(Duration::from_secs(10), "suppressed count", || {
+            let (metrics, suppressed) = (metrics.clone(), suppressed.clone());
+            async move { metrics.render().contains(&suppressed) }
+        })
+        .await;
+        if recorded > 0 {
+            let (client2, ns2) = (client.clone(), ns.clone());
+            support::wait_until(Duration::from_secs(10), "budgeted events", || {
+                let (client, ns) = (client2.clone(), ns2.clone());
+                async move { event_reasons(&client, &ns).await.len() >= recorded }
+            })
+            .await;
+        }
+        // Give any (wrongly) unbudgeted Event time to land before counting.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let reasons = event_reasons(&client, &ns).await;
+        assert_eq!(reasons.len(), recorded, "{reasons:?}");
+        assert!(reasons.iter().all(|r| r == "KeyVaultChange"), "{reasons:?}");
+        for i in 0..10 {
+            assert!(
+                annotations(&client, &ns, &format!("es-{i}"))
+                    .await
+                    .0
+                    .contains_key(FORCE_SYNC)
+            );
+        }
+    }
+}

@@ -1,9 +1,23 @@
 //! Kubernetes Events (`events.k8s.io/v1`) on the objects kvsync acts on, through kube-runtime's
 //! recorder (which also aggregates repeats into a series). Recording is best effort: it runs in
 //! the background and a failure is logged, never returned to a delivery.
+//!
+//! Events share the API server with the patches that matter, so they draw from a budget of their
+//! own (`--event-rate`, `--event-burst`; client-go's event recorder rate-limits for the same
+//! reason). When a rotation touches more readers than the budget allows, the Events beyond it
+//! are not sent and are counted in `kvsync_kube_events_suppressed_total{reason}`; every trigger
+//! is still logged and counted in `kvsync_triggers_total`.
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use super::trigger_metrics::ReasonLabels;
 
 use super::discovery::{EsoResource, GROUP, Versions, version_of};
 use crate::core::objects::Target;
@@ -20,6 +34,38 @@ pub enum Severity {
     Warning,
 }
 
+/// How many Events may be sent: a token bucket, or none at all.
+#[derive(Clone, Debug)]
+pub struct EventBudget {
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    suppressed: Family<ReasonLabels, Counter>,
+}
+
+impl EventBudget {
+    /// `rate` Events per second with bursts of `burst`; a rate of 0 sends none. Events beyond the
+    /// budget are counted in `suppressed`, by reason.
+    pub fn new(rate: u32, burst: u32, suppressed: Family<ReasonLabels, Counter>) -> Self {
+        let limiter = NonZeroU32::new(rate).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate);
+            Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
+        });
+        EventBudget { limiter, suppressed }
+    }
+
+    /// Takes one Event from the budget, or counts it as suppressed.
+    fn allow(&self, reason: &str) -> bool {
+        let allowed = self.limiter.as_ref().is_some_and(|l| l.check().is_ok());
+        if !allowed {
+            self.suppressed
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_string(),
+                })
+                .inc();
+        }
+        allowed
+    }
+}
+
 /// Where events go.
 #[derive(Clone)]
 pub enum Events {
@@ -29,6 +75,8 @@ pub enum Events {
         recorder: Recorder,
         /// Served versions, for references.
         versions: Versions,
+        /// How many may be sent.
+        budget: EventBudget,
     },
     /// Nowhere (dry run, no cluster): logged only.
     Off,
@@ -44,8 +92,14 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// Events recorded in the cluster as controller `kvsync`, instance `instance` (the pod name).
-    pub fn kube(client: kube::Client, instance: Option<String>, versions: Versions) -> Self {
+    /// Events recorded in the cluster as controller `kvsync`, instance `instance` (the pod name),
+    /// within `budget`.
+    pub fn kube(
+        client: kube::Client,
+        instance: Option<String>,
+        versions: Versions,
+        budget: EventBudget,
+    ) -> Self {
         let reporter = Reporter {
             controller: "kvsync".into(),
             instance,
@@ -53,15 +107,25 @@ impl Events {
         Events::Kube {
             recorder: Recorder::new(client, reporter),
             versions,
+            budget,
         }
     }
 
-    /// Publishes in the background.
+    /// Publishes in the background, if the budget allows.
     pub fn publish(&self, target: &Target, severity: Severity, reason: &str, action: &str, note: String) {
-        let Events::Kube { recorder, versions } = self else {
+        let Events::Kube {
+            recorder,
+            versions,
+            budget,
+        } = self
+        else {
             tracing::debug!(target = %target, reason, note = %note, "event (not recorded)");
             return;
         };
+        if !budget.allow(reason) {
+            tracing::debug!(target = %target, reason, note = %note, "event over budget (not recorded)");
+            return;
+        }
         let reference = match target {
             Target::ExternalSecret(key) => ObjectReference {
                 api_version: Some(format!(

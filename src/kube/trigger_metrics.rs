@@ -39,6 +39,9 @@ pub struct TriggerMetrics {
     pub confirm_failures: Family<ReasonLabels, Counter>,
     /// `kvsync_duplicate_changes_total`: changes skipped because they were already applied.
     pub duplicates: Counter,
+    /// `kvsync_kube_events_suppressed_total{reason}`: Kubernetes Events not sent (over the event
+    /// budget, or Events turned off with `--event-rate 0`), by the Event's reason.
+    pub events_suppressed: Family<ReasonLabels, Counter>,
 }
 
 impl TriggerMetrics {
@@ -53,6 +56,7 @@ impl TriggerMetrics {
             confirm_latency: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
             confirm_failures: Family::default(),
             duplicates: Counter::default(),
+            events_suppressed: Family::default(),
         };
         registry.register(
             "triggers",
@@ -83,6 +87,11 @@ impl TriggerMetrics {
             "duplicate_changes",
             "Changes skipped as already applied (redeliveries)",
             m.duplicates.clone(),
+        );
+        registry.register(
+            "kube_events_suppressed",
+            "Kubernetes Events not sent because of the event budget, by Event reason",
+            m.events_suppressed.clone(),
         );
         m
     }
