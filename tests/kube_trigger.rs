@@ -612,7 +612,7 @@ async fn a_failure_from_before_the_trigger_is_not_blamed_on_it() {
                 .read()
                 .unwrap()
                 .external_secret(&key)
-                .is_some_and(|e| ::kvsync::core::confirm::is_not_ready(&e.status))
+                .is_some_and(|e| e.ready() == Some(::kvsync::core::index::ReadyStatus::False))
         }
     })
     .await;

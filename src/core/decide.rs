@@ -221,21 +221,22 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
     let mut skipped: BTreeSet<(EsKey, ObjectRef, SkipReason)> = BTreeSet::new();
 
     for change in changes {
-        for es in index.candidates(&change.object) {
-            let Some(entry) = index.entry(&es) else {
-                continue;
-            };
+        for entry in index.candidates(&change.object) {
             match evaluate(index, entry, &change.object, change.kind, &mut labels) {
                 None => {}
                 Some(Verdict::Trigger(_)) => {
-                    let group = groups.entry(entry.parsed.target.clone()).or_default();
+                    let target = &entry.parsed.target;
+                    let group = match groups.get_mut(target) {
+                        Some(group) => group,
+                        None => groups.entry(target.clone()).or_default(),
+                    };
                     if group.0.last() != Some(change) {
                         group.0.push(change.clone());
                     }
-                    group.1.insert(es);
+                    group.1.insert(entry.key.clone());
                 }
                 Some(Verdict::Skip(reason, _)) => {
-                    skipped.insert((es, change.object.clone(), reason));
+                    skipped.insert((entry.key.clone(), change.object.clone(), reason));
                 }
             }
         }
@@ -265,10 +266,8 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
 pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabels) -> Explanation {
     let mut labels = LabelCache::new(namespaces);
     let mut out = Explanation::default();
-    for es in index.candidates(object) {
-        let Some(entry) = index.entry(&es) else {
-            continue;
-        };
+    for entry in index.candidates(object) {
+        let es = entry.key.clone();
         let target = entry.parsed.target.clone();
         match evaluate(index, entry, object, ChangeKind::NewVersion, &mut labels) {
             None => {}
@@ -353,11 +352,11 @@ fn change_order(c: &VaultChange) -> (&ObjectRef, &Option<String>, ChangeKind) {
 }
 
 /// What a new version (or other change) of one object means for one ES.
-enum Verdict {
+enum Verdict<'a> {
     /// Triggered, via these refs.
-    Trigger(Vec<String>),
+    Trigger(Vec<&'a str>),
     /// Not triggered, for this reason; these refs name the object.
-    Skip(SkipReason, Vec<String>),
+    Skip(SkipReason, Vec<&'a str>),
 }
 
 /// Namespace labels, asked once per namespace per call.
@@ -383,25 +382,25 @@ impl<'a> LabelCache<'a> {
     }
 }
 
-fn evaluate(
-    index: &Index,
-    entry: &EsEntry,
+fn evaluate<'a>(
+    index: &'a Index,
+    entry: &'a EsEntry,
     object: &ObjectRef,
     change: ChangeKind,
     labels: &mut LabelCache<'_>,
-) -> Option<Verdict> {
+) -> Option<Verdict<'a>> {
     let matches = index.item_matches(entry, object);
     if matches.is_empty() {
         return None;
     }
-    let all_how = || matches.iter().map(|m| m.item.how.clone()).collect::<Vec<_>>();
+    let all_how = || matches.iter().map(|m| m.item.how.as_str()).collect::<Vec<_>>();
     if change != ChangeKind::NewVersion {
         return Some(Verdict::Skip(SkipReason::NotNewVersion(change), all_how()));
     }
     if let Some(reason) = &entry.parsed.policy_skip {
         return Some(Verdict::Skip(reason.clone(), all_how()));
     }
-    let namespace = entry.object.meta.namespace.as_deref().unwrap_or("");
+    let namespace = entry.key.namespace.as_str();
     let mut effective = Vec::new();
     let mut first_block = None;
     for m in &matches {
@@ -429,7 +428,7 @@ fn evaluate(
             Outcome::Reads => None,
         };
         match block {
-            None => effective.push(m.item.how.clone()),
+            None => effective.push(m.item.how.as_str()),
             Some(reason) => {
                 first_block.get_or_insert(reason);
             }

@@ -10,12 +10,20 @@
 //!   (pinned refs included; the decision reports them);
 //! - `finders`: `VaultId → ESs` with a `dataFrom[].find` on that vault;
 //! - `store_dependents`: store → ESs that name it (whether or not the store exists yet).
+//!
+//! Memory: each ES is stored once, in a slot; the reverse maps hold slot numbers (`u32`), not
+//! keys. An ES keeps its parsed refs, the vault each ref's store resolved to, and the little of
+//! its object that later decisions read ([`IndexedEs`]); its `spec`, labels and most of its
+//! `status` are dropped once parsed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::model::{ObjectKind, ObjectName, ObjectRef, VaultId};
 use super::objects::{ClusterExternalSecretObject, EsKey, ExternalSecretObject, StoreKind, StoreObject};
 use super::spec::{self, ParsedEs, ParsedStore, ReadItem, Selector, StoreKey, StoreProvider};
+
+/// The annotation `kubectl apply` leaves: a copy of the whole object, never read here.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Counts for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,38 +49,162 @@ struct StoreEntry {
     parsed: ParsedStore,
 }
 
-#[derive(Clone, Debug)]
-pub(crate) struct EsEntry {
-    pub(crate) object: ExternalSecretObject,
-    pub(crate) parsed: ParsedEs,
-    contribution: Contribution,
+/// `status.conditions[type=Ready].status` of an ExternalSecret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadyStatus {
+    /// `"True"`.
+    True,
+    /// `"False"`: ESO's last sync failed.
+    False,
+    /// Any other value (`"Unknown"`, …).
+    Other,
 }
 
-/// What one ES put into the reverse maps. Each list is sorted and deduplicated (a `Vec`, not a
-/// `BTreeSet`: most hold one to three items, and a B-tree node is ~0.5 KB).
+/// What the index keeps of an ExternalSecret's object: the facts later decisions read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Contribution {
-    objects: Vec<ObjectRef>,
-    find_vaults: Vec<VaultId>,
-    stores: Vec<StoreKey>,
-    /// Names read through a store that is missing or has an unusable `vaultUrl` (for explain).
-    unresolved: Vec<ObjectName>,
+pub struct IndexedEs {
+    annotations: BTreeMap<String, String>,
+    ready: Option<ReadyStatus>,
+    refresh_time: Option<i64>,
 }
 
-/// The ESs behind one reverse-map key: a sorted, deduplicated `Vec` (usually one or a few keys;
-/// far smaller than a `BTreeSet`, whose first node alone holds room for eleven).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct KeySet(Vec<EsKey>);
-
-impl KeySet {
-    fn insert(&mut self, key: &EsKey) {
-        if let Err(at) = self.0.binary_search(key) {
-            self.0.insert(at, key.clone());
+impl IndexedEs {
+    fn of(es: &mut ExternalSecretObject) -> IndexedEs {
+        let mut annotations = std::mem::take(&mut es.meta.annotations);
+        annotations.remove(LAST_APPLIED);
+        let ready = es
+            .status
+            .get("conditions")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c.get("type").and_then(serde_json::Value::as_str) == Some("Ready"))
+            })
+            .map(|c| match c.get("status").and_then(serde_json::Value::as_str) {
+                Some("True") => ReadyStatus::True,
+                Some("False") => ReadyStatus::False,
+                _ => ReadyStatus::Other,
+            });
+        IndexedEs {
+            annotations,
+            ready,
+            refresh_time: super::staleness::refresh_time(&es.status),
         }
     }
 
-    fn remove(&mut self, key: &EsKey) {
-        if let Ok(at) = self.0.binary_search(key) {
+    /// The value of annotation `key` (every annotation is kept but `kubectl apply`'s copy of
+    /// the object).
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(String::as_str)
+    }
+
+    /// The Ready condition's status, `None` without one.
+    pub fn ready(&self) -> Option<ReadyStatus> {
+        self.ready
+    }
+
+    /// `status.refreshTime` as unix seconds (`None` when absent or not RFC 3339).
+    pub fn refresh_time(&self) -> Option<i64> {
+        self.refresh_time
+    }
+}
+
+/// Where one ref's store points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Resolved {
+    /// The ref names no store.
+    NoStore,
+    /// An azurekv store with a usable `vaultUrl`.
+    Vault(VaultId),
+    /// The store is missing, or is azurekv with an unusable `vaultUrl`.
+    Unresolved,
+    /// Another provider: reads nothing from Key Vault.
+    Elsewhere,
+}
+
+/// Each ref's resolution, given the current stores.
+fn resolve(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> Vec<Resolved> {
+    parsed
+        .items
+        .iter()
+        .map(|item| {
+            let Some(store) = &item.store else {
+                return Resolved::NoStore;
+            };
+            match stores.get(store).map(|s| &s.parsed.provider) {
+                None | Some(StoreProvider::AzureKvInvalidUrl(_)) => Resolved::Unresolved,
+                Some(p) => p
+                    .vault()
+                    .map_or(Resolved::Elsewhere, |v| Resolved::Vault(v.clone())),
+            }
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct EsEntry {
+    pub(crate) key: EsKey,
+    pub(crate) object: IndexedEs,
+    pub(crate) parsed: ParsedEs,
+    /// Per item of `parsed`: where its store points. What the ES put into the reverse maps
+    /// follows from `parsed` and this alone ([`Contribution::of`]).
+    resolved: Vec<Resolved>,
+}
+
+/// What one ES puts into the reverse maps, sorted and deduplicated.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Contribution<'a> {
+    objects: BTreeSet<ObjectRef>,
+    find_vaults: BTreeSet<&'a VaultId>,
+    stores: BTreeSet<&'a StoreKey>,
+    /// Names read through a store that is missing or has an unusable `vaultUrl` (for explain).
+    unresolved: BTreeSet<&'a ObjectName>,
+}
+
+impl<'a> Contribution<'a> {
+    fn of(parsed: &'a ParsedEs, resolved: &'a [Resolved]) -> Contribution<'a> {
+        let mut c = Contribution::default();
+        for (item, r) in parsed.items.iter().zip(resolved) {
+            let Some(store) = &item.store else { continue };
+            c.stores.insert(store);
+            match (r, &item.selector) {
+                (Resolved::Vault(vault), Selector::Object { kind, name, .. }) => {
+                    c.objects.insert(ObjectRef {
+                        vault: vault.clone(),
+                        kind: *kind,
+                        name: name.clone(),
+                    });
+                }
+                (Resolved::Vault(vault), Selector::Find { .. }) => {
+                    c.find_vaults.insert(vault);
+                }
+                (Resolved::Unresolved, Selector::Object { name, .. }) => {
+                    c.unresolved.insert(name);
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// A slot number: where an ES lives in [`Index`]'s slab.
+type Slot = u32;
+
+/// The ESs behind one reverse-map key: sorted, deduplicated slot numbers (usually one or a few;
+/// far smaller than a `BTreeSet`, whose first node alone holds room for eleven).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct KeySet(Vec<Slot>);
+
+impl KeySet {
+    fn insert(&mut self, slot: Slot) {
+        if let Err(at) = self.0.binary_search(&slot) {
+            self.0.insert(at, slot);
+        }
+    }
+
+    fn remove(&mut self, slot: Slot) {
+        if let Ok(at) = self.0.binary_search(&slot) {
             self.0.remove(at);
         }
     }
@@ -81,17 +213,8 @@ impl KeySet {
         self.0.is_empty()
     }
 
-    fn iter(&self) -> std::slice::Iter<'_, EsKey> {
-        self.0.iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a KeySet {
-    type Item = &'a EsKey;
-    type IntoIter = std::slice::Iter<'a, EsKey>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+    fn iter(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.0.iter().copied()
     }
 }
 
@@ -129,8 +252,11 @@ pub(crate) struct UnresolvedRef<'a> {
 #[derive(Clone, Debug, Default)]
 pub struct Index {
     stores: BTreeMap<StoreKey, StoreEntry>,
-    /// Hashed: looked up once per candidate of every event; sorted where listed.
-    external_secrets: HashMap<EsKey, EsEntry>,
+    /// The ESs, by slot; `None` is a free slot (listed in `free`).
+    slots: Vec<Option<EsEntry>>,
+    free: Vec<Slot>,
+    /// Key → slot.
+    external_secrets: HashMap<EsKey, Slot>,
     cluster_external_secrets: BTreeMap<String, ClusterExternalSecretObject>,
     store_dependents: BTreeMap<StoreKey, KeySet>,
     by_object: BTreeMap<ObjectRef, KeySet>,
@@ -165,26 +291,47 @@ impl Index {
     /// an object's memory); [`Index::external_secret`] returns the rest, `status` included.
     pub fn apply_external_secret(&mut self, mut es: ExternalSecretObject) {
         let key = es.key();
-        self.remove_es_entries(&key);
         let parsed = spec::parse_es(&es);
-        es.spec = serde_json::Value::Null;
-        let contribution = contribution(&self.stores, &parsed);
-        self.add_contribution(&key, &contribution);
-        self.external_secrets.insert(
+        let resolved = resolve(&self.stores, &parsed);
+        let entry = EsEntry {
             key,
-            EsEntry {
-                object: es,
-                parsed,
-                contribution,
-            },
-        );
+            object: IndexedEs::of(&mut es),
+            parsed,
+            resolved,
+        };
+        let slot = match self.external_secrets.get(&entry.key) {
+            Some(&slot) => {
+                self.remove_contribution(slot);
+                slot
+            }
+            None => {
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.slots.push(None);
+                        Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
+                    }
+                };
+                self.external_secrets.insert(entry.key.clone(), slot);
+                slot
+            }
+        };
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = Some(entry);
+        }
+        self.add_contribution(slot);
     }
 
     /// Removes an ExternalSecret.
     pub fn delete_external_secret(&mut self, namespace: &str, name: &str) {
         let key = EsKey::new(namespace, name);
-        self.remove_es_entries(&key);
-        self.external_secrets.remove(&key);
+        if let Some(slot) = self.external_secrets.remove(&key) {
+            self.remove_contribution(slot);
+            if let Some(s) = self.slots.get_mut(slot as usize) {
+                *s = None;
+            }
+            self.free.push(slot);
+        }
     }
 
     /// Adds or replaces a ClusterExternalSecret. Children are recognised by their controller
@@ -218,10 +365,9 @@ impl Index {
         self.cluster_external_secrets.keys().cloned().collect()
     }
 
-    /// The ExternalSecret as last applied: metadata, `status` and `refreshInterval` class; `spec`
-    /// is `Null` (the index keeps its parsed form only).
-    pub fn external_secret(&self, key: &EsKey) -> Option<&ExternalSecretObject> {
-        self.external_secrets.get(key).map(|e| &e.object)
+    /// What the index keeps of an ExternalSecret: annotations, Ready status, refresh time.
+    pub fn external_secret(&self, key: &EsKey) -> Option<&IndexedEs> {
+        self.entry(key).map(|e| &e.object)
     }
 
     /// The ClusterExternalSecret as last applied.
@@ -267,16 +413,18 @@ impl Index {
     /// or a `find` whose name regexp matches, or whose tags cannot be checked). Refresh policy
     /// and namespace conditions are not applied: this is "who reads it", not "who to trigger".
     pub fn readers_of(&self, object: &ObjectRef) -> Vec<EsKey> {
-        self.candidates(object)
+        let mut readers: Vec<EsKey> = self
+            .candidates(object)
             .into_iter()
-            .filter(|key| {
-                self.external_secrets.get(key).is_some_and(|e| {
-                    self.item_matches(e, object)
-                        .iter()
-                        .any(|m| m.outcome == Outcome::Reads)
-                })
+            .filter(|e| {
+                self.item_matches(e, object)
+                    .iter()
+                    .any(|m| m.outcome == Outcome::Reads)
             })
-            .collect()
+            .map(|e| e.key.clone())
+            .collect();
+        readers.sort_unstable();
+        readers
     }
 
     /// ExternalSecrets that name the store (`kind`, `namespace` ignored for a cluster store,
@@ -295,10 +443,10 @@ impl Index {
         let Some(dependents) = self.store_dependents.get(&key) else {
             return Vec::new();
         };
-        dependents
+        let mut readers: Vec<(EsKey, Vec<ObjectRef>)> = dependents
             .iter()
-            .filter_map(|es| {
-                let entry = self.external_secrets.get(es)?;
+            .filter_map(|slot| {
+                let entry = self.slot(slot)?;
                 let mut objects: BTreeSet<ObjectRef> = BTreeSet::new();
                 if let Some(vault) = vault {
                     for item in &entry.parsed.items {
@@ -319,9 +467,11 @@ impl Index {
                         }
                     }
                 }
-                Some((es.clone(), objects.into_iter().collect()))
+                Some((entry.key.clone(), objects.into_iter().collect()))
             })
-            .collect()
+            .collect();
+        readers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        readers
     }
 
     /// Counts for metrics.
@@ -336,31 +486,43 @@ impl Index {
             external_secrets: self.external_secrets.len(),
             cluster_external_secrets: self.cluster_external_secrets.len(),
             indexed_objects: self.by_object.len(),
-            find_readers: self.finders.values().flatten().collect::<BTreeSet<_>>().len(),
+            find_readers: self
+                .finders
+                .values()
+                .flat_map(KeySet::iter)
+                .collect::<BTreeSet<_>>()
+                .len(),
             vaults: self.vaults().len(),
         }
     }
 
     /// ESs that may read `object`: exact refs, plus for a certificate the refs to its backing
     /// secret and key (same name), plus `find` readers of its vault when it is (or backs) a secret.
-    pub(crate) fn candidates(&self, object: &ObjectRef) -> BTreeSet<EsKey> {
-        let mut out = BTreeSet::new();
+    /// Each at most once, in no particular order.
+    pub(crate) fn candidates(&self, object: &ObjectRef) -> Vec<&EsEntry> {
+        let mut slots: Vec<Slot> = Vec::new();
         for kind in affected_ref_kinds(object.kind) {
-            let r = ObjectRef {
-                vault: object.vault.clone(),
-                kind: *kind,
-                name: object.name.clone(),
+            let set = if *kind == object.kind {
+                self.by_object.get(object)
+            } else {
+                self.by_object.get(&ObjectRef {
+                    vault: object.vault.clone(),
+                    kind: *kind,
+                    name: object.name.clone(),
+                })
             };
-            if let Some(set) = self.by_object.get(&r) {
-                out.extend(set.iter().cloned());
+            if let Some(set) = set {
+                slots.extend(set.iter());
             }
         }
         if find_reads(object.kind)
             && let Some(set) = self.finders.get(&object.vault)
         {
-            out.extend(set.iter().cloned());
+            slots.extend(set.iter());
         }
-        out
+        slots.sort_unstable();
+        slots.dedup();
+        slots.into_iter().filter_map(|s| self.slot(s)).collect()
     }
 
     /// Refs of ESs that name `object` (by kind and name) through a store that is missing or
@@ -370,8 +532,8 @@ impl Index {
         let Some(keys) = self.unresolved.get(&object.name) else {
             return out;
         };
-        for key in keys {
-            let Some(entry) = self.external_secrets.get(key) else {
+        for slot in keys.iter() {
+            let Some(entry) = self.slot(slot) else {
                 continue;
             };
             for item in &entry.parsed.items {
@@ -387,7 +549,7 @@ impl Index {
                     Some(_) => continue,
                 };
                 out.push(UnresolvedRef {
-                    es: key,
+                    es: &entry.key,
                     entry,
                     how: &item.how,
                     store,
@@ -399,7 +561,11 @@ impl Index {
     }
 
     pub(crate) fn entry(&self, key: &EsKey) -> Option<&EsEntry> {
-        self.external_secrets.get(key)
+        self.external_secrets.get(key).and_then(|&slot| self.slot(slot))
+    }
+
+    fn slot(&self, slot: Slot) -> Option<&EsEntry> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
     /// A store's parsed form.
@@ -410,9 +576,8 @@ impl Index {
     /// The refs of `es` that name `object`, with how each relates to a new version.
     pub(crate) fn item_matches<'a>(&'a self, es: &'a EsEntry, object: &ObjectRef) -> Vec<ItemMatch<'a>> {
         let mut out = Vec::new();
-        for item in &es.parsed.items {
-            let Some(store) = &item.store else { continue };
-            let Some(vault) = self.stores.get(store).and_then(|s| s.parsed.provider.vault()) else {
+        for (item, resolved) in es.parsed.items.iter().zip(&es.resolved) {
+            let (Some(store), Resolved::Vault(vault)) = (&item.store, resolved) else {
                 continue;
             };
             if vault != &object.vault {
@@ -450,69 +615,73 @@ impl Index {
     }
 
     fn reresolve_dependents(&mut self, store: &StoreKey) {
-        let dependents: Vec<EsKey> = self
+        let dependents: Vec<Slot> = self
             .store_dependents
             .get(store)
-            .map(|s| s.iter().cloned().collect())
+            .map(|s| s.iter().collect())
             .unwrap_or_default();
-        for key in dependents {
-            let Some(entry) = self.external_secrets.get(&key) else {
+        for slot in dependents {
+            let Some(entry) = self.slot(slot) else {
                 continue;
             };
-            let new = contribution(&self.stores, &entry.parsed);
-            if new == entry.contribution {
+            let new = resolve(&self.stores, &entry.parsed);
+            if new == entry.resolved {
                 continue;
             }
-            let old = entry.contribution.clone();
-            self.remove_contribution(&key, &old);
-            self.add_contribution(&key, &new);
-            if let Some(entry) = self.external_secrets.get_mut(&key) {
-                entry.contribution = new;
+            self.remove_contribution(slot);
+            if let Some(Some(entry)) = self.slots.get_mut(slot as usize) {
+                entry.resolved = new;
             }
+            self.add_contribution(slot);
         }
     }
 
-    fn remove_es_entries(&mut self, key: &EsKey) {
-        if let Some(old) = self.external_secrets.get(key).map(|e| e.contribution.clone()) {
-            self.remove_contribution(key, &old);
+    /// Adds what the ES in `slot` contributes to the reverse maps.
+    fn add_contribution(&mut self, slot: Slot) {
+        let Some(Some(entry)) = self.slots.get(slot as usize) else {
+            return;
+        };
+        let c = Contribution::of(&entry.parsed, &entry.resolved);
+        for o in c.objects {
+            self.by_object.entry(o).or_default().insert(slot);
+        }
+        for v in c.find_vaults {
+            self.finders.entry(v.clone()).or_default().insert(slot);
+        }
+        for s in c.stores {
+            self.store_dependents.entry(s.clone()).or_default().insert(slot);
+        }
+        for n in c.unresolved {
+            self.unresolved.entry(n.clone()).or_default().insert(slot);
         }
     }
 
-    fn add_contribution(&mut self, key: &EsKey, c: &Contribution) {
-        for o in &c.objects {
-            self.by_object.entry(o.clone()).or_default().insert(key);
-        }
-        for v in &c.find_vaults {
-            self.finders.entry(v.clone()).or_default().insert(key);
-        }
-        for s in &c.stores {
-            self.store_dependents.entry(s.clone()).or_default().insert(key);
-        }
-        for n in &c.unresolved {
-            self.unresolved.entry(n.clone()).or_default().insert(key);
-        }
-    }
-
-    fn remove_contribution(&mut self, key: &EsKey, c: &Contribution) {
-        fn remove<K: Ord + Clone>(map: &mut BTreeMap<K, KeySet>, k: &K, es: &EsKey) {
+    /// Removes what the ES in `slot` contributed (computed from its current resolution, which
+    /// is what it was added with: resolutions only change through remove → set → add).
+    fn remove_contribution(&mut self, slot: Slot) {
+        fn remove<K: Ord>(map: &mut BTreeMap<K, KeySet>, k: &K, slot: Slot) {
             if let Some(set) = map.get_mut(k) {
-                set.remove(es);
+                set.remove(slot);
                 if set.is_empty() {
                     map.remove(k);
                 }
             }
         }
+        let Some(Some(entry)) = self.slots.get(slot as usize) else {
+            return;
+        };
+        let c = Contribution::of(&entry.parsed, &entry.resolved);
         for o in &c.objects {
-            remove(&mut self.by_object, o, key);
+            remove(&mut self.by_object, o, slot);
         }
-        for v in &c.find_vaults {
-            remove(&mut self.finders, v, key);
+        for v in c.find_vaults {
+            remove(&mut self.finders, v, slot);
         }
-        for s in &c.stores {
-            remove(&mut self.store_dependents, s, key);
+        for s in c.stores {
+            remove(&mut self.store_dependents, s, slot);
         }
-        for n in &c.unresolved {
-            remove(&mut self.unresolved, n, key);
+        for n in c.unresolved {
+            remove(&mut self.unresolved, n, slot);
         }
     }
 
@@ -528,20 +697,23 @@ impl Index {
         BTreeMap<ObjectName, BTreeSet<EsKey>>,
     ) {
         (
-            sets(&self.by_object),
-            sets(&self.finders),
-            sets(&self.store_dependents),
-            sets(&self.unresolved),
+            self.sets(&self.by_object),
+            self.sets(&self.finders),
+            self.sets(&self.store_dependents),
+            self.sets(&self.unresolved),
         )
     }
-}
 
-/// A reverse map as plain sets (for tests).
-#[cfg(test)]
-fn sets<K: Ord + Clone>(map: &BTreeMap<K, KeySet>) -> BTreeMap<K, BTreeSet<EsKey>> {
-    map.iter()
-        .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
-        .collect()
+    /// A reverse map with keys for slots (for tests).
+    #[cfg(test)]
+    fn sets<K: Ord + Clone>(&self, map: &BTreeMap<K, KeySet>) -> BTreeMap<K, BTreeSet<EsKey>> {
+        map.iter()
+            .map(|(k, v)| {
+                let keys = v.iter().filter_map(|s| self.slot(s)).map(|e| e.key.clone());
+                (k.clone(), keys.collect())
+            })
+            .collect()
+    }
 }
 
 /// Which ref kinds a new version of `changed` affects: itself, and for a certificate also its
@@ -558,48 +730,4 @@ fn affected_ref_kinds(changed: ObjectKind) -> &'static [ObjectKind] {
 /// `find` lists secrets only; a certificate's backing secret is listed among them.
 fn find_reads(changed: ObjectKind) -> bool {
     matches!(changed, ObjectKind::Secret | ObjectKind::Certificate)
-}
-
-/// What `parsed` contributes to the reverse maps given the current stores.
-fn contribution(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> Contribution {
-    #[derive(Default)]
-    struct Sets {
-        objects: BTreeSet<ObjectRef>,
-        find_vaults: BTreeSet<VaultId>,
-        stores: BTreeSet<StoreKey>,
-        unresolved: BTreeSet<ObjectName>,
-    }
-    let mut c = Sets::default();
-    for item in &parsed.items {
-        let Some(store) = &item.store else { continue };
-        c.stores.insert(store.clone());
-        let provider = stores.get(store).map(|s| &s.parsed.provider);
-        let Some(vault) = provider.and_then(StoreProvider::vault) else {
-            if let (None | Some(StoreProvider::AzureKvInvalidUrl(_)), Selector::Object { name, .. }) =
-                (provider, &item.selector)
-            {
-                c.unresolved.insert(name.clone());
-            }
-            continue;
-        };
-        match &item.selector {
-            Selector::Object { kind, name, .. } => {
-                c.objects.insert(ObjectRef {
-                    vault: vault.clone(),
-                    kind: *kind,
-                    name: name.clone(),
-                });
-            }
-            Selector::Find { .. } => {
-                c.find_vaults.insert(vault.clone());
-            }
-            Selector::Unreadable => {}
-        }
-    }
-    Contribution {
-        objects: c.objects.into_iter().collect(),
-        find_vaults: c.find_vaults.into_iter().collect(),
-        stores: c.stores.into_iter().collect(),
-        unresolved: c.unresolved.into_iter().collect(),
-    }
 }

@@ -57,8 +57,10 @@ pub enum VaultIdError {
 /// A vault's identity: its normalised host (lowercase, no trailing dot, `:port` only when it is not
 /// 443), e.g. `myvault.vault.azure.net`. Two references name the same vault iff their `VaultId`s are
 /// equal; scheme, case, trailing slash, path and default port do not matter.
+///
+/// Shared (`Arc<str>`): the index keeps one per ref, and clones of a store's vault share it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VaultId(String);
+pub struct VaultId(std::sync::Arc<str>);
 
 impl VaultId {
     /// From a URL such as a store's `vaultUrl` or an event's `data.Id`.
@@ -86,8 +88,8 @@ impl VaultId {
         }
         // `Url` drops the scheme's default port itself; a vault is always https, so 443 is default too.
         Ok(match parsed.port() {
-            Some(p) if p != 443 => VaultId(format!("{host}:{p}")),
-            _ => VaultId(host),
+            Some(p) if p != 443 => VaultId(format!("{host}:{p}").into()),
+            _ => VaultId(host.into()),
         })
     }
 
@@ -100,11 +102,9 @@ impl VaultId {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || name.len() > 63 {
             return Err(VaultIdError::InvalidName(name.to_string()));
         }
-        Ok(VaultId(format!(
-            "{}.{}",
-            name.to_ascii_lowercase(),
-            cloud.vault_dns_suffix()
-        )))
+        Ok(VaultId(
+            format!("{}.{}", name.to_ascii_lowercase(), cloud.vault_dns_suffix()).into(),
+        ))
     }
 
     /// From what a person types: a name (`myvault`), a host (`myvault.vault.azure.cn`) or a URL.

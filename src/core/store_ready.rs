@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::index::Index;
+use super::index::{Index, ReadyStatus};
 use super::model::{ChangeKind, VaultChange};
 use super::objects::{EsKey, StoreKind, StoreObject};
 use super::staleness::ready_condition;
@@ -75,7 +75,7 @@ pub fn store_ready_plan(index: &Index, store: &StoreObject) -> StoreReadyPlan {
     for (es, read) in index.store_readers(store.kind, store.meta.namespace.as_deref(), &store.meta.name) {
         let ready = index
             .external_secret(&es)
-            .is_some_and(|o| ready_condition(&o.status) == Some(true));
+            .is_some_and(|o| o.ready() == Some(ReadyStatus::True));
         if ready {
             continue;
         }

@@ -1158,3 +1158,46 @@ mod incremental {
         }
     }
 }
+
+/// The index keeps what later decisions read of an ES (annotations but kubectl's copy of the
+/// object, the Ready status, `refreshTime`) and reuses the slot of a deleted ES.
+#[test]
+fn the_index_keeps_annotations_ready_and_refresh_time_only() {
+    let mut ix = base_index();
+    let status = json!({"refreshTime": "2026-11-01T10:00:05Z", "syncedResourceVersion": "1-abc",
+        "conditions": [{"type": "Other", "status": "False"}, {"type": "Ready", "status": "False", "reason": "SecretSyncedError"}]});
+    let mut e = es_with_status(
+        "ns",
+        "a",
+        json!({"secretStoreRef": {"name": "store"}, "data": []}),
+        status,
+    );
+    e.meta
+        .annotations
+        .insert("external-secrets.io/force-sync".into(), "kv-1".into());
+    e.meta.annotations.insert(
+        "kubectl.kubernetes.io/last-applied-configuration".into(),
+        "{\"a\": \"copy of the object\"}".into(),
+    );
+    ix.apply_external_secret(e);
+    let kept = ix.external_secret(&EsKey::new("ns", "a")).unwrap();
+    assert_eq!(kept.annotation("external-secrets.io/force-sync"), Some("kv-1"));
+    assert_eq!(
+        kept.annotation("kubectl.kubernetes.io/last-applied-configuration"),
+        None
+    );
+    assert_eq!(kept.ready(), Some(super::index::ReadyStatus::False));
+    assert_eq!(kept.refresh_time(), Some(1_793_527_205));
+
+    ix.apply_external_secret(es("ns", "b", json!({})));
+    let plain = ix.external_secret(&EsKey::new("ns", "b")).unwrap();
+    assert_eq!((plain.ready(), plain.refresh_time()), (None, None));
+
+    ix.delete_external_secret("ns", "a");
+    ix.apply_external_secret(data_es("ns", "c", "store", &["db"]));
+    assert_eq!(
+        ix.external_secret_keys(),
+        vec![EsKey::new("ns", "b"), EsKey::new("ns", "c")]
+    );
+    assert_eq!(ix.readers_of(&secret("db").object), vec![EsKey::new("ns", "c")]);
+}

@@ -189,7 +189,7 @@ impl KubeApply {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         index
             .external_secret(key)
-            .is_some_and(|es| es.meta.annotations.get(annotation).is_some_and(|v| v == value))
+            .is_some_and(|es| es.annotation(annotation) == Some(value))
     }
 
     fn failing(&self, es: &EsKey) -> bool {
@@ -200,7 +200,7 @@ impl KubeApply {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         index
             .external_secret(es)
-            .is_some_and(|o| crate::core::confirm::is_not_ready(&o.status))
+            .is_some_and(|o| o.ready() == Some(crate::core::index::ReadyStatus::False))
     }
 
     fn queue(&self, target: &Target) -> Arc<TargetQueue> {

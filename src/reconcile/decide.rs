@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::core::index::Index;
+use crate::core::index::{Index, IndexedEs};
 use crate::core::model::{ChangeKind, ObjectKind, ObjectRef, VaultChange, VaultId};
 use crate::core::objects::EsKey;
-use crate::core::staleness::{is_stale, refresh_time, version_token};
+use crate::core::staleness::{is_stale, version_token};
 use crate::keyvault::Listed;
 
 /// A reader found stale.
@@ -78,7 +78,7 @@ pub fn compare(
         let stale: Vec<StaleReader> = readers
             .into_iter()
             .filter_map(|es| {
-                let rt = index.external_secret(&es).and_then(|o| refresh_time(&o.status));
+                let rt = index.external_secret(&es).and_then(IndexedEs::refresh_time);
                 is_stale(updated, rt, margin).then_some(StaleReader { es, refresh_time: rt })
             })
             .collect();
