@@ -259,7 +259,11 @@ pub struct Index {
     external_secrets: HashMap<EsKey, Slot>,
     cluster_external_secrets: BTreeMap<String, ClusterExternalSecretObject>,
     store_dependents: BTreeMap<StoreKey, KeySet>,
-    by_object: BTreeMap<ObjectRef, KeySet>,
+    /// Hashed: looked up for every event (a B-tree of these string keys costs dozens of
+    /// comparisons per lookup).
+    by_object: HashMap<ObjectRef, KeySet>,
+    /// Per vault, how many distinct objects of each kind (`ObjectKind::index`) `by_object` holds.
+    kinds_by_vault: HashMap<VaultId, [u32; 3]>,
     finders: BTreeMap<VaultId, KeySet>,
     unresolved: BTreeMap<ObjectName, KeySet>,
 }
@@ -388,18 +392,9 @@ impl Index {
     /// to see every change that matters.
     pub fn referenced_kinds(&self, vault: &VaultId) -> BTreeSet<ObjectKind> {
         let mut kinds = BTreeSet::new();
+        let counts = self.kinds_by_vault.get(vault).copied().unwrap_or_default();
         for kind in [ObjectKind::Secret, ObjectKind::Certificate, ObjectKind::Key] {
-            let start = ObjectRef {
-                vault: vault.clone(),
-                kind,
-                name: ObjectName::new(""),
-            };
-            if self
-                .by_object
-                .range(start..)
-                .next()
-                .is_some_and(|(o, _)| &o.vault == vault && o.kind == kind)
-            {
+            if counts[kind_slot(kind)] > 0 {
                 kinds.insert(kind);
             }
         }
@@ -597,13 +592,12 @@ impl Index {
                     if !find_reads(object.kind) {
                         continue;
                     }
-                    match regexp.as_ref().map(|r| (r, &r.compiled)) {
-                        None => Outcome::Reads,
-                        Some((_, Ok(re))) if re.is_match(object.name.as_str()) => Outcome::Reads,
-                        Some((_, Ok(_))) => continue,
-                        Some((r, Err(e))) => Outcome::InvalidRegex {
+                    match regexp.as_ref().map(|r| (r, r.is_match(object.name.as_str()))) {
+                        None | Some((_, Some(true))) => Outcome::Reads,
+                        Some((_, Some(false))) => continue,
+                        Some((r, None)) => Outcome::InvalidRegex {
                             regexp: r.source.clone(),
-                            error: e.clone(),
+                            error: r.compiled.as_ref().err().cloned().unwrap_or_default(),
                         },
                     }
                 }
@@ -643,7 +637,12 @@ impl Index {
         };
         let c = Contribution::of(&entry.parsed, &entry.resolved);
         for o in c.objects {
-            self.by_object.entry(o).or_default().insert(slot);
+            let (vault, kind) = (o.vault.clone(), o.kind);
+            let set = self.by_object.entry(o).or_default();
+            if set.is_empty() {
+                self.kinds_by_vault.entry(vault).or_default()[kind_slot(kind)] += 1;
+            }
+            set.insert(slot);
         }
         for v in c.find_vaults {
             self.finders.entry(v.clone()).or_default().insert(slot);
@@ -672,7 +671,18 @@ impl Index {
         };
         let c = Contribution::of(&entry.parsed, &entry.resolved);
         for o in &c.objects {
-            remove(&mut self.by_object, o, slot);
+            if let Some(set) = self.by_object.get_mut(o) {
+                set.remove(slot);
+                if set.is_empty() {
+                    self.by_object.remove(o);
+                    if let Some(counts) = self.kinds_by_vault.get_mut(&o.vault) {
+                        counts[kind_slot(o.kind)] = counts[kind_slot(o.kind)].saturating_sub(1);
+                        if counts == &[0; 3] {
+                            self.kinds_by_vault.remove(&o.vault);
+                        }
+                    }
+                }
+            }
         }
         for v in c.find_vaults {
             remove(&mut self.finders, v, slot);
@@ -696,8 +706,20 @@ impl Index {
         BTreeMap<StoreKey, BTreeSet<EsKey>>,
         BTreeMap<ObjectName, BTreeSet<EsKey>>,
     ) {
+        // The per-vault kind counts always agree with the objects indexed.
+        let mut counts: HashMap<VaultId, [u32; 3]> = HashMap::new();
+        for o in self.by_object.keys() {
+            counts.entry(o.vault.clone()).or_default()[kind_slot(o.kind)] += 1;
+        }
+        assert_eq!(counts, self.kinds_by_vault);
         (
-            self.sets(&self.by_object),
+            self.sets(
+                &self
+                    .by_object
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
             self.sets(&self.finders),
             self.sets(&self.store_dependents),
             self.sets(&self.unresolved),
@@ -724,6 +746,15 @@ fn affected_ref_kinds(changed: ObjectKind) -> &'static [ObjectKind] {
         ObjectKind::Secret => &[ObjectKind::Secret],
         ObjectKind::Certificate => &[ObjectKind::Certificate, ObjectKind::Secret, ObjectKind::Key],
         ObjectKind::Key => &[ObjectKind::Key],
+    }
+}
+
+/// The position of `kind` in a per-kind count.
+fn kind_slot(kind: ObjectKind) -> usize {
+    match kind {
+        ObjectKind::Secret => 0,
+        ObjectKind::Certificate => 1,
+        ObjectKind::Key => 2,
     }
 }
 

@@ -52,6 +52,62 @@ pub(crate) struct FindRegex {
     /// lowercased names (Key Vault names are case-insensitive) while ESO matches the name as
     /// listed, so matching every case variant is the faithful superset.
     pub(crate) compiled: Result<Regex, String>,
+    /// When every match must start at the beginning of the name with one of these literals (a
+    /// start-anchored regexp such as `^db-`, case variants included): a name that starts with
+    /// none cannot match, and the regex need not run. `None`: no such cheap test.
+    prefixes: Option<Vec<Box<[u8]>>>,
+}
+
+impl FindRegex {
+    /// Compiles `source` case-insensitively (see `compiled`).
+    pub(crate) fn new(source: &str) -> FindRegex {
+        let compiled = RegexBuilder::new(source)
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| e.to_string());
+        let prefixes = compiled.is_ok().then(|| anchored_prefixes(source)).flatten();
+        FindRegex {
+            source: source.to_string(),
+            compiled,
+            prefixes,
+        }
+    }
+
+    /// Whether the (compiled) regexp matches `name`; `None` when it did not compile.
+    pub(crate) fn is_match(&self, name: &str) -> Option<bool> {
+        let re = self.compiled.as_ref().ok()?;
+        if let Some(prefixes) = &self.prefixes
+            && !prefixes.iter().any(|p| name.as_bytes().starts_with(p))
+        {
+            return Some(false);
+        }
+        Some(re.is_match(name))
+    }
+}
+
+/// The literals every match of `source` (case-insensitive) starts with, when every match also
+/// starts at the beginning of the haystack: then a haystack that starts with none of them has no
+/// match. `None` when that cannot be said cheaply (unanchored, too many variants, empty prefix).
+fn anchored_prefixes(source: &str) -> Option<Vec<Box<[u8]>>> {
+    use regex_syntax::hir::Look;
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(source)
+        .ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let mut extractor = Extractor::new();
+    extractor.kind(ExtractKind::Prefix).limit_total(64);
+    let seq = extractor.extract(&hir);
+    let literals = seq.literals()?;
+    if literals.is_empty() || literals.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(literals.iter().map(|l| l.as_bytes().into()).collect())
 }
 
 /// What one ref reads.
@@ -128,13 +184,7 @@ pub(crate) fn parse_es(es: &ExternalSecretObject) -> ParsedEs {
                 .and_then(|n| n.get("regexp"))
                 .and_then(Value::as_str)
                 .filter(|r| !r.is_empty())
-                .map(|source| FindRegex {
-                    source: source.to_string(),
-                    compiled: RegexBuilder::new(source)
-                        .case_insensitive(true)
-                        .build()
-                        .map_err(|e| e.to_string()),
-                });
+                .map(FindRegex::new);
             let no_tags = find
                 .get("tags")
                 .and_then(Value::as_object)
@@ -576,5 +626,83 @@ mod tests {
         let bad = conds(json!([{"namespaceSelector": {"matchExpressions": [
             {"key": "a", "operator": "In", "values": []}]}}]));
         assert_eq!(bad.access("n", Some(&labels(&[]))), Access::Denied);
+    }
+
+    /// The literal prefilter of a start-anchored `find` regexp is used only when every match
+    /// starts at the beginning with one of its literals, and never changes an answer.
+    #[test]
+    fn find_prefixes_are_a_safe_shortcut() {
+        assert!(FindRegex::new("^db-").prefixes.is_some());
+        assert!(FindRegex::new(r"\Aapp-(a|b)").prefixes.is_some());
+        for unanchored in ["db-", "(?m)^db", "^a|b", "^.*x", "^", "(?:^a)?b"] {
+            assert!(FindRegex::new(unanchored).prefixes.is_none(), "{unanchored}");
+        }
+        assert!(FindRegex::new("^(").prefixes.is_none());
+        let patterns = [
+            "^db-",
+            "^DB-",
+            "^app-000123-",
+            r"\Aapp-(a|b)",
+            "^(prod|stag)-[a-z]+$",
+            "^k",
+            "^s",
+            "^ſ",
+            "^[0-9]{2}x",
+            "^payments-database-password",
+            "db",
+            "^a|b",
+            "(?-i)^Db",
+        ];
+        let names = [
+            "db-1",
+            "DB-1",
+            "Db-x",
+            "app-000123-x",
+            "APP-000123-",
+            "app-a",
+            "app-c",
+            "prod-web",
+            "stag-",
+            "k",
+            "K",
+            "\u{212A}x",
+            "s",
+            "S",
+            "\u{17F}",
+            "12x",
+            "1x",
+            "payments-database-password",
+            "Payments-Database-Password-2",
+            "xdb",
+            "b",
+            "a",
+            "",
+            "Db",
+        ];
+        for p in patterns {
+            let f = FindRegex::new(p);
+            let plain = RegexBuilder::new(p).case_insensitive(true).build().unwrap();
+            for n in names {
+                assert_eq!(f.is_match(n), Some(plain.is_match(n)), "{p} on {n}");
+            }
+        }
+        assert_eq!(FindRegex::new("^(").is_match("x"), None);
+    }
+
+    proptest::proptest! {
+        /// Random start-anchored patterns over a small alphabet: the shortcut agrees with the regex.
+        #[test]
+        fn find_prefix_shortcut_agrees_with_the_regex(
+            body in "[abAB.|()?*+-]{0,8}",
+            names in proptest::collection::vec("[abAB-]{0,6}", 1..8),
+        ) {
+            let p = format!("^{body}");
+            let f = FindRegex::new(&p);
+            if let Ok(plain) = RegexBuilder::new(&p).case_insensitive(true).build() {
+                for n in &names {
+                    proptest::prop_assert_eq!(f.is_match(n), Some(plain.is_match(n)), "{} on {}", p, n);
+                }
+            }
+        }
     }
 }
