@@ -252,8 +252,9 @@ pub(crate) struct UnresolvedRef<'a> {
 #[derive(Clone, Debug, Default)]
 pub struct Index {
     stores: BTreeMap<StoreKey, StoreEntry>,
-    /// The ESs, by slot; `None` is a free slot (listed in `free`).
-    slots: Vec<Option<EsEntry>>,
+    /// The ESs, by slot; `None` is a free slot (listed in `free`). Boxed: the slab grows by
+    /// doubling, and a spare slot then costs a pointer, not an entry.
+    slots: Vec<Option<Box<EsEntry>>>,
     free: Vec<Slot>,
     /// Key → slot.
     external_secrets: HashMap<EsKey, Slot>,
@@ -321,7 +322,7 @@ impl Index {
             }
         };
         if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = Some(entry);
+            *s = Some(Box::new(entry));
         }
         self.add_contribution(slot);
     }
@@ -560,7 +561,7 @@ impl Index {
     }
 
     fn slot(&self, slot: Slot) -> Option<&EsEntry> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        self.slots.get(slot as usize).and_then(Option::as_deref)
     }
 
     /// A store's parsed form.
