@@ -222,7 +222,7 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
 
     for change in changes {
         for entry in index.candidates(&change.object) {
-            match evaluate(index, entry, &change.object, change.kind, &mut labels) {
+            match evaluate(index, entry, &change.object, change.kind, &mut labels, false) {
                 None => {}
                 Some(Verdict::Trigger(_)) => {
                     let target = &entry.parsed.target;
@@ -269,7 +269,7 @@ pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabe
     for entry in index.candidates(object) {
         let es = entry.key.clone();
         let target = entry.parsed.target.clone();
-        match evaluate(index, entry, object, ChangeKind::NewVersion, &mut labels) {
+        match evaluate(index, entry, object, ChangeKind::NewVersion, &mut labels, true) {
             None => {}
             Some(Verdict::Trigger(how)) => out.refreshed.push(Explained {
                 es,
@@ -382,18 +382,26 @@ impl<'a> LabelCache<'a> {
     }
 }
 
+/// `with_how`: list the refs in the verdict (explain); planning needs only the verdict.
 fn evaluate<'a>(
     index: &'a Index,
     entry: &'a EsEntry,
     object: &ObjectRef,
     change: ChangeKind,
     labels: &mut LabelCache<'_>,
+    with_how: bool,
 ) -> Option<Verdict<'a>> {
     let matches = index.item_matches(entry, object);
     if matches.is_empty() {
         return None;
     }
-    let all_how = || matches.iter().map(|m| m.item.how.as_str()).collect::<Vec<_>>();
+    let all_how = || {
+        matches
+            .iter()
+            .filter(|_| with_how)
+            .map(|m| m.item.how.as_str())
+            .collect::<Vec<_>>()
+    };
     if change != ChangeKind::NewVersion {
         return Some(Verdict::Skip(SkipReason::NotNewVersion(change), all_how()));
     }
@@ -402,6 +410,7 @@ fn evaluate<'a>(
     }
     let namespace = entry.key.namespace.as_str();
     let mut effective = Vec::new();
+    let mut reads = false;
     let mut first_block = None;
     for m in &matches {
         let block = match &m.outcome {
@@ -428,14 +437,19 @@ fn evaluate<'a>(
             Outcome::Reads => None,
         };
         match block {
-            None => effective.push(m.item.how.as_str()),
+            None => {
+                reads = true;
+                if with_how {
+                    effective.push(m.item.how.as_str());
+                }
+            }
             Some(reason) => {
                 first_block.get_or_insert(reason);
             }
         }
     }
     match first_block {
-        _ if !effective.is_empty() => Some(Verdict::Trigger(effective)),
+        _ if reads => Some(Verdict::Trigger(effective)),
         Some(reason) => Some(Verdict::Skip(reason, all_how())),
         None => None,
     }
