@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use super::parse::{array_format, deliver};
-use super::schema::{Schema, detect, get, kind_of};
+use super::schema::{Schema, get, kind_of};
+use super::view::{Body, Item};
 use super::{Delivery, DeliveryError, Format, excerpt};
 use crate::core::model::Cloud;
 
@@ -50,22 +51,22 @@ pub fn parse_functions_request(body: &[u8], binding: &str, cloud: Cloud) -> Resu
             _ => break,
         }
     }
-    match event {
-        Value::Object(obj) => {
-            let format = match detect(&obj) {
+    match Body::from_value(&event) {
+        Ok(Body::Object(view)) => {
+            let format = match view.schema() {
                 Some(Schema::CloudEvents) => Format::CloudEvents,
                 _ => Format::EventGrid,
             };
-            deliver(vec![Value::Object(obj)], format, None, cloud)
+            deliver(vec![Item::Object(view)], format, None, cloud)
         }
-        Value::Array(items) => {
+        Ok(Body::Array(items)) => {
             let format = array_format(&items, false);
             deliver(items, format, None, cloud)
         }
-        other => Err(malformed(format!(
+        Ok(Body::Other(_)) | Err(_) => Err(malformed(format!(
             "Data.{} is a JSON {}, expected an event object or array",
             excerpt(binding, 60),
-            kind_of(&other)
+            kind_of(&event)
         ))),
     }
 }

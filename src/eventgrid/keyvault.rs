@@ -1,18 +1,27 @@
 //! Key Vault event `data` → [`KeyVaultEvent`]: which object of which vault changed, and how.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use super::object_url::{ObjectUrls, is_object_name};
 use super::schema::{Envelope, data_object};
+use super::view::{DataView, Scalar};
 use super::{KeyVaultEvent, KeyVaultEventKind, excerpt};
 use crate::core::model::{Cloud, ObjectKind, ObjectName, ObjectRef, VaultId};
+
+/// `text` without its first `prefix.len()` bytes when they equal `prefix` ignoring ASCII case.
+fn strip_prefix_ignore_case<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
+    let head = text.as_bytes().get(..prefix.len())?;
+    // Equal to an ASCII prefix, so the cut is on a character boundary.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| text.get(prefix.len()..))
+        .flatten()
+}
 
 /// The kind and object family of a Key Vault event type (matched ignoring ASCII case); `None` for
 /// any other type. The family is `None` for `VaultAccessPolicyChanged`.
 pub(crate) fn classify(event_type: &str) -> Option<(KeyVaultEventKind, Option<ObjectKind>)> {
-    const PREFIX: &str = "microsoft.keyvault.";
-    let lower = event_type.trim().to_ascii_lowercase();
-    let rest = lower.strip_prefix(PREFIX)?;
-    if rest == "vaultaccesspolicychanged" {
+    let rest = strip_prefix_ignore_case(event_type.trim(), "microsoft.keyvault.")?;
+    if rest.eq_ignore_ascii_case("vaultaccesspolicychanged") {
         return Some((KeyVaultEventKind::AccessPolicyChanged, None));
     }
     let (family, rest) = [
@@ -21,90 +30,82 @@ pub(crate) fn classify(event_type: &str) -> Option<(KeyVaultEventKind, Option<Ob
         ("key", ObjectKind::Key),
     ]
     .into_iter()
-    .find_map(|(p, k)| rest.strip_prefix(p).map(|r| (k, r)))?;
-    let kind = match rest {
-        "newversioncreated" => KeyVaultEventKind::NewVersion,
-        "nearexpiry" => KeyVaultEventKind::NearExpiry,
-        "expired" => KeyVaultEventKind::Expired,
-        _ => return None,
-    };
+    .find_map(|(p, k)| strip_prefix_ignore_case(rest, p).map(|r| (k, r)))?;
+    let kind = [
+        ("newversioncreated", KeyVaultEventKind::NewVersion),
+        ("nearexpiry", KeyVaultEventKind::NearExpiry),
+        ("expired", KeyVaultEventKind::Expired),
+    ]
+    .into_iter()
+    .find_map(|(name, kind)| rest.eq_ignore_ascii_case(name).then_some(kind))?;
     Some((kind, Some(family)))
 }
 
 /// The fields of a Key Vault event's `data` (the same for all ten types), read leniently.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct KeyVaultData {
+pub(crate) struct KeyVaultData<'a> {
     /// `Id`: the object URL including the version.
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// `VaultName`.
-    pub vault_name: Option<String>,
+    pub vault_name: Option<Cow<'a, str>>,
     /// `ObjectType` (unconfirmed values for keys and certificates; not used for the kind).
-    pub object_type: Option<String>,
+    pub object_type: Option<Cow<'a, str>>,
     /// `ObjectName`.
-    pub object_name: Option<String>,
+    pub object_name: Option<Cow<'a, str>>,
     /// `Version`.
-    pub version: Option<String>,
+    pub version: Option<Cow<'a, str>>,
     /// `NBF`, seconds since the epoch.
     pub nbf: Option<i64>,
     /// `EXP`, seconds since the epoch.
     pub exp: Option<i64>,
 }
 
-impl KeyVaultData {
-    /// Reads the fields of `map`. Keys match ignoring ASCII case and surrounding spaces; an exact
-    /// PascalCase key wins over a differently cased duplicate. Strings are trimmed (empty ⇒ `None`).
-    pub(crate) fn from_map(map: &Map<String, Value>) -> KeyVaultData {
-        const NAMES: [&str; 7] = [
-            "Id",
-            "VaultName",
-            "ObjectType",
-            "ObjectName",
-            "Version",
-            "NBF",
-            "EXP",
-        ];
-        // Per field: the value, and whether its key was exactly the PascalCase name.
-        let mut slots: [Option<(&Value, bool)>; 7] = [None; 7];
-        for (key, value) in map {
-            let trimmed = key.trim();
-            let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(trimmed)) else {
-                continue;
-            };
-            let exact = key == NAMES[i];
-            if slots[i].is_none_or(|(_, had_exact)| exact && !had_exact) {
-                slots[i] = Some((value, exact));
-            }
-        }
-        let [id, vault_name, object_type, object_name, version, nbf, exp] = slots.map(|f| f.map(|(v, _)| v));
-        let s = |v: Option<&Value>| match v {
-            Some(Value::String(s)) => {
-                let t = s.trim();
-                (!t.is_empty()).then(|| t.to_string())
-            }
-            _ => None,
-        };
+impl<'a> KeyVaultData<'a> {
+    /// Reads the fields of a `data` view. Keys match ignoring ASCII case and surrounding spaces; an
+    /// exact PascalCase key wins over a differently cased duplicate (see [`super::view::KEY_VAULT_FIELDS`]).
+    /// Strings are trimmed (empty ⇒ `None`).
+    pub(crate) fn from_view(view: &'a DataView<'_>) -> KeyVaultData<'a> {
+        let [id, vault_name, object_type, object_name, version, nbf, exp] = view.key_vault.each_ref();
+        let s = |v: &'a Option<Scalar<'_>>| v.as_ref().and_then(Scalar::text).map(Cow::Borrowed);
         KeyVaultData {
             id: s(id),
             vault_name: s(vault_name),
             object_type: s(object_type),
             object_name: s(object_name),
             version: s(version),
-            nbf: epoch_seconds(nbf),
-            exp: epoch_seconds(exp),
+            nbf: epoch_seconds(nbf.as_ref()),
+            exp: epoch_seconds(exp.as_ref()),
+        }
+    }
+
+    /// Reads the fields of `map` (see [`KeyVaultData::from_view`]).
+    #[cfg(test)]
+    pub(crate) fn from_map(map: &serde_json::Map<String, serde_json::Value>) -> KeyVaultData<'static> {
+        let view = DataView::from_map(map).unwrap_or_default();
+        let d = KeyVaultData::from_view(&view);
+        let own = |s: Option<Cow<'_, str>>| s.map(|s| Cow::Owned(s.into_owned()));
+        KeyVaultData {
+            id: own(d.id),
+            vault_name: own(d.vault_name),
+            object_type: own(d.object_type),
+            object_name: own(d.object_name),
+            version: own(d.version),
+            nbf: d.nbf,
+            exp: d.exp,
         }
     }
 }
 
 /// `NBF`/`EXP`: a number (integer or fractional, truncated toward zero) or a numeric string;
 /// `None` for null, missing, or anything else.
-pub(crate) fn epoch_seconds(value: Option<&Value>) -> Option<i64> {
+pub(crate) fn epoch_seconds(value: Option<&Scalar<'_>>) -> Option<i64> {
     fn from_f64(f: f64) -> Option<i64> {
         // The range check keeps `as` from saturating silently; NaN fails it too.
         (f.is_finite() && (-9.0e18..=9.0e18).contains(&f)).then(|| f.trunc() as i64)
     }
     match value? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(from_f64)),
-        Value::String(s) => {
+        Scalar::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(from_f64)),
+        Scalar::Str(s) => {
             let t = s.trim();
             t.parse::<i64>()
                 .ok()
@@ -112,11 +113,6 @@ pub(crate) fn epoch_seconds(value: Option<&Value>) -> Option<i64> {
         }
         _ => None,
     }
-}
-
-/// Whether `name` looks like a Key Vault object name: `[0-9A-Za-z-]`, 1 to 127 characters.
-fn is_object_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 127 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// Whether `version` can be an object version. Key Vault's are 32 hex digits; anything made of
@@ -127,49 +123,6 @@ fn is_version(version: &str) -> bool {
     !version.is_empty()
         && version.len() <= 64
         && version.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
-
-/// What the `Id` URL says: its vault (host), and the object name and version after the collection.
-#[derive(Debug, Default)]
-struct IdParts {
-    vault: Option<VaultId>,
-    name: Option<String>,
-    version: Option<String>,
-}
-
-/// Splits an object URL such as `https://kv.vault.azure.net/secrets/name/version`. Only absolute
-/// http(s) URLs count; the collection matching `kind` is preferred, any of the three is accepted.
-fn id_parts(id: &str, kind: Option<ObjectKind>) -> IdParts {
-    let Ok(url) = url::Url::parse(id) else {
-        return IdParts::default();
-    };
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none_or(str::is_empty) {
-        return IdParts::default();
-    }
-    let vault = VaultId::from_url(id).ok();
-    let segments: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
-    let is_collection = |s: &str, want: Option<ObjectKind>| {
-        [ObjectKind::Secret, ObjectKind::Certificate, ObjectKind::Key]
-            .into_iter()
-            .any(|k| want.is_none_or(|w| w == k) && s.eq_ignore_ascii_case(k.url_collection()))
-    };
-    let at = kind
-        .and_then(|k| segments.iter().position(|s| is_collection(s, Some(k))))
-        .or_else(|| segments.iter().position(|s| is_collection(s, None)));
-    let (name, version) = match at {
-        Some(i) => {
-            let seg = |j: usize| {
-                segments
-                    .get(j)
-                    .map(|s| s.trim())
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            };
-            (seg(i + 1).filter(|n| is_object_name(n)), seg(i + 2))
-        }
-        None => (None, None),
-    };
-    IdParts { vault, name, version }
 }
 
 /// The vault name at the end of an ARM id `…/providers/Microsoft.KeyVault/vaults/<name>`.
@@ -190,13 +143,17 @@ fn choose_vault(
     source: Option<&str>,
     cloud: Cloud,
 ) -> Result<VaultId, String> {
+    let from_id = match from_id {
+        Some(host) if Cloud::of_host(host.as_str()).is_some() => return Ok(host),
+        other => other,
+    };
+    // Only now: a known cloud's host needs no `VaultName`.
     let named = vault_name.map(|n| VaultId::from_name(n, cloud));
     if let Some(host) = from_id {
-        let trusted = Cloud::of_host(host.as_str()).is_some()
-            || match &named {
-                None | Some(Err(_)) => true,
-                Some(Ok(_)) => vault_name.is_some_and(|n| host.short_name().eq_ignore_ascii_case(n)),
-            };
+        let trusted = match &named {
+            None | Some(Err(_)) => true,
+            Some(Ok(_)) => vault_name.is_some_and(|n| host.short_name().eq_ignore_ascii_case(n)),
+        };
         if trusted {
             return Ok(host);
         }
@@ -228,21 +185,20 @@ fn choose_vault(
 /// Maps an envelope whose type is a Key Vault type (`kind`, `family` from [`classify`]) to a
 /// [`KeyVaultEvent`]. `Err` carries the reason it cannot be used.
 pub(crate) fn to_key_vault_event(
-    env: Envelope,
+    env: Envelope<'_>,
     id: String,
     event_type: String,
     kind: KeyVaultEventKind,
     family: Option<ObjectKind>,
     cloud: Cloud,
+    urls: &mut ObjectUrls,
 ) -> Result<KeyVaultEvent, String> {
-    let data = match data_object(env.data.as_ref())? {
-        Some(map) => KeyVaultData::from_map(&map),
-        None => KeyVaultData::default(),
-    };
+    let view = data_object(env.data.as_ref())?;
+    let data = view.as_deref().map(KeyVaultData::from_view).unwrap_or_default();
     let parts = data
         .id
         .as_deref()
-        .map(|i| id_parts(i, family))
+        .map(|i| urls.parts(i, family))
         .unwrap_or_default();
     let vault = choose_vault(
         parts.vault,
@@ -256,21 +212,22 @@ pub(crate) fn to_key_vault_event(
             let subject_name = env.subject.as_deref().and_then(|s| {
                 if s.contains('/') {
                     // A path-like subject: take the segment after the collection.
-                    id_parts(
+                    urls.parts(
                         &format!("https://x.invalid/{}", s.trim_start_matches('/')),
                         family,
                     )
                     .name
+                    .map(|n| Cow::Owned(n.into_owned()))
                 } else {
-                    Some(s.to_string())
+                    Some(Cow::Borrowed(s))
                 }
             });
             let name = data
                 .object_name
-                .clone()
+                .as_deref()
                 .filter(|n| is_object_name(n))
-                .or(parts.name)
-                .or(subject_name.filter(|n| is_object_name(n)))
+                .or(parts.name.as_deref())
+                .or(subject_name.as_deref().filter(|n| is_object_name(n)))
                 .ok_or_else(|| match &data.object_name {
                     Some(bad) => format!("invalid ObjectName {:?}", excerpt(bad, 60)),
                     None => "no object name in data.ObjectName, data.Id or subject".to_string(),
@@ -278,25 +235,28 @@ pub(crate) fn to_key_vault_event(
             Some(ObjectRef {
                 vault: vault.clone(),
                 kind: object_kind,
-                name: ObjectName::new(&name),
+                name: ObjectName::new(name),
             })
         }
     };
+    let version = data
+        .version
+        .as_deref()
+        .filter(|v| is_version(v))
+        .or(parts.version.as_deref().filter(|v| is_version(v)))
+        .map(str::to_string);
     Ok(KeyVaultEvent {
         id,
         event_type,
         kind,
         vault,
         object,
-        version: data
-            .version
-            .filter(|v| is_version(v))
-            .or(parts.version.filter(|v| is_version(v))),
+        version,
         nbf: data.nbf,
         exp: data.exp,
-        time: env.time,
-        source: env.source,
-        subject: env.subject,
+        time: env.time.map(Cow::into_owned),
+        source: env.source.map(Cow::into_owned),
+        subject: env.subject.map(Cow::into_owned),
     })
 }
 
@@ -304,7 +264,7 @@ pub(crate) fn to_key_vault_event(
 mod tests {
     use super::*;
     use crate::eventgrid::schema::Schema;
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     fn map(v: Value) -> Map<String, Value> {
         match v {
@@ -313,24 +273,34 @@ mod tests {
         }
     }
 
-    fn env(event_type: &str, subject: Option<&str>, data: Value) -> Envelope {
+    fn env(event_type: &str, subject: Option<&str>, data: Value) -> Envelope<'static> {
         Envelope {
             schema: Schema::EventGrid,
             id: Some("e1".into()),
-            event_type: Some(event_type.into()),
+            event_type: Some(event_type.to_string().into()),
             source: Some(
                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/sample-kv".into(),
             ),
-            subject: subject.map(str::to_string),
+            subject: subject.map(|s| s.to_string().into()),
             time: None,
-            data: Some(data),
+            data: Some(Box::leak(Box::new(data)))
+                .map(|d| crate::eventgrid::view::Data::from_value(d).unwrap()),
         }
     }
 
-    fn map_event(e: Envelope, cloud: Cloud) -> Result<KeyVaultEvent, String> {
-        let t = e.event_type.clone().unwrap();
+    fn map_event(e: Envelope<'_>, cloud: Cloud) -> Result<KeyVaultEvent, String> {
+        let t = e.event_type.clone().unwrap().into_owned();
         let (kind, family) = classify(&t).unwrap();
-        to_key_vault_event(e, "e1".into(), t, kind, family, cloud)
+        to_key_vault_event(e, "e1".into(), t, kind, family, cloud, &mut ObjectUrls::default())
+    }
+
+    /// [`super::epoch_seconds`] of a JSON value.
+    fn epoch_seconds(value: Option<&Value>) -> Option<i64> {
+        let scalar = value.map(|v| match crate::eventgrid::view::Data::from_value(v).unwrap() {
+            crate::eventgrid::view::Data::Scalar(s) => s,
+            crate::eventgrid::view::Data::Object(_) => Scalar::Object,
+        });
+        super::epoch_seconds(scalar.as_ref())
     }
 
     fn vault(host: &str) -> VaultId {

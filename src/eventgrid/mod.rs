@@ -53,8 +53,10 @@
 
 mod functions;
 mod keyvault;
+mod object_url;
 mod parse;
 mod schema;
+mod view;
 
 #[cfg(test)]
 mod samples_tests;
@@ -269,6 +271,10 @@ pub enum DeliveryError {
 
 /// At most `max` characters of `text`, with `…` when cut.
 pub(crate) fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        // No more characters than bytes.
+        return text.to_string();
+    }
     match text.char_indices().nth(max) {
         None => text.to_string(),
         Some((cut, _)) => format!("{}…", &text[..cut]),

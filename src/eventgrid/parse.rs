@@ -1,10 +1,14 @@
 //! Webhook deliveries: content type and body shape → handshake or events.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::keyvault::{classify, to_key_vault_event};
-use super::schema::{self, Schema, data_object, detect, envelope_from_object, get, kind_of, text};
+use super::object_url::ObjectUrls;
+use super::schema::{self, Schema, data_object, envelope, kind_of};
+use super::view::{Body, DataView, EventView, Item, text};
 use super::{Delivery, DeliveryError, Event, Events, Format, Rejected, excerpt};
 use crate::core::model::Cloud;
 
@@ -85,10 +89,26 @@ pub fn parse_delivery(body: &[u8], headers: &HeaderMap, cloud: Cloud) -> Result<
     let structured = matches!(media, Media::CloudEvents | Media::CloudEventsBatch);
     if !structured && schema::has_binary_headers(headers) {
         let event = schema::binary_event(headers, body);
-        return deliver(vec![event], Format::CloudEventsBinary, handshake, cloud);
+        let items = match Body::from_value(&event) {
+            Ok(Body::Object(view)) => vec![Item::Object(view)],
+            _ => vec![Item::Other(kind_of(&event))],
+        };
+        return deliver(items, Format::CloudEventsBinary, handshake, cloud);
     }
-    let value = match serde_json::from_slice::<Value>(body) {
-        Ok(v) => v,
+    // One pass over the body; when that fails, `serde_json::Value` gives the verdict (see `view.rs`).
+    let fallback: Value;
+    let parsed = match Body::from_slice(body) {
+        Ok(parsed) => Ok(parsed),
+        Err(_) => match serde_json::from_slice::<Value>(body) {
+            Ok(value) => {
+                fallback = value;
+                Body::from_value(&fallback)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
         Err(_) if handshake == Some(Handshake::Deletion) => {
             return Ok(Delivery::Deletion {
                 subscription_id: None,
@@ -96,30 +116,29 @@ pub fn parse_delivery(body: &[u8], headers: &HeaderMap, cloud: Cloud) -> Result<
         }
         Err(e) => return Err(DeliveryError::Malformed(format!("body is not JSON: {e}"))),
     };
-    let (items, format) = match value {
-        Value::Array(items) => {
+    let (items, format) = match parsed {
+        Body::Array(items) => {
             let format = array_format(
                 &items,
                 media == Media::CloudEventsBatch || media == Media::CloudEvents,
             );
             (items, format)
         }
-        Value::Object(obj) => {
-            let format = match detect(&obj) {
+        Body::Object(view) => {
+            let format = match view.schema() {
                 Some(Schema::CloudEvents) => Format::CloudEvents,
                 _ => Format::EventGrid,
             };
-            (vec![Value::Object(obj)], format)
+            (vec![Item::Object(view)], format)
         }
-        _ if handshake == Some(Handshake::Deletion) => {
+        Body::Other(_) if handshake == Some(Handshake::Deletion) => {
             return Ok(Delivery::Deletion {
                 subscription_id: None,
             });
         }
-        other => {
+        Body::Other(kind) => {
             return Err(DeliveryError::Malformed(format!(
-                "body is a JSON {}, expected an array or an object",
-                kind_of(&other)
+                "body is a JSON {kind}, expected an array or an object"
             )));
         }
     };
@@ -128,13 +147,16 @@ pub fn parse_delivery(body: &[u8], headers: &HeaderMap, cloud: Cloud) -> Result<
 
 /// The format of a JSON array: a CloudEvents batch when its elements are CloudEvents (or, with no
 /// classifiable element, when the content type said CloudEvents), else Event Grid schema.
-pub(crate) fn array_format(items: &[Value], cloudevents_media: bool) -> Format {
+pub(crate) fn array_format(items: &[Item<'_>], cloudevents_media: bool) -> Format {
     let (mut ce, mut eg) = (0usize, 0usize);
     for item in items {
-        match item.as_object().and_then(detect) {
-            Some(Schema::CloudEvents) => ce += 1,
-            Some(Schema::EventGrid) => eg += 1,
-            None => {}
+        match item {
+            Item::Object(view) => match view.schema() {
+                Some(Schema::CloudEvents) => ce += 1,
+                Some(Schema::EventGrid) => eg += 1,
+                None => {}
+            },
+            Item::Other(_) => {}
         }
     }
     let batch = if ce + eg == 0 { cloudevents_media } else { ce >= eg };
@@ -146,55 +168,51 @@ pub(crate) fn array_format(items: &[Value], cloudevents_media: bool) -> Format {
 }
 
 /// The event type of an element, whichever schema it uses.
-fn type_of(item: &Value) -> Option<String> {
-    let obj = item.as_object()?;
-    match detect(obj)? {
-        Schema::EventGrid => text(get(obj, "eventType")),
-        Schema::CloudEvents => text(get(obj, "type")),
+fn type_of<'v>(item: &'v Item<'_>) -> Option<&'v str> {
+    match item {
+        Item::Object(view) => view.type_text(view.schema()?),
+        Item::Other(_) => None,
     }
 }
 
 /// `data` of an element as an object, if it is one (or a JSON-encoded one).
-fn data_of(item: &Value) -> Result<Option<Map<String, Value>>, String> {
-    match item.as_object() {
-        Some(obj) => data_object(get(obj, "data")),
-        None => Err(format!(
-            "the event is a JSON {}, expected an object",
-            kind_of(item)
-        )),
+fn data_of<'v, 'a>(item: &'v Item<'a>) -> Result<Option<Cow<'v, DataView<'a>>>, String> {
+    match item {
+        Item::Object(view) => data_object(view.data.as_ref()),
+        Item::Other(kind) => Err(format!("the event is a JSON {kind}, expected an object")),
     }
 }
 
 /// A validation handshake from its event.
-fn validation(item: Option<&Value>) -> Result<Delivery, DeliveryError> {
+fn validation(item: Option<&Item<'_>>) -> Result<Delivery, DeliveryError> {
     let item = item.ok_or_else(|| DeliveryError::Malformed("validation delivery without an event".into()))?;
     let data = data_of(item)
         .map_err(|e| DeliveryError::Malformed(format!("validation event: {e}")))?
         .unwrap_or_default();
-    let code = text(get(&data, "validationCode"))
+    let code = text(data.validation_code.as_ref())
         .ok_or_else(|| DeliveryError::Malformed("validation event without data.validationCode".into()))?;
     Ok(Delivery::Validation {
-        code,
-        validation_url: text(get(&data, "validationUrl")),
+        code: code.to_string(),
+        validation_url: text(data.validation_url.as_ref()).map(str::to_string),
     })
 }
 
 /// A deletion notice from its event (the subscription id is best effort).
-fn deletion(item: Option<&Value>) -> Delivery {
+fn deletion(item: Option<&Item<'_>>) -> Delivery {
     let subscription_id = item
         .and_then(|i| data_of(i).ok().flatten())
-        .and_then(|d| text(get(&d, "eventSubscriptionId")));
+        .and_then(|d| text(d.event_subscription_id.as_ref()).map(str::to_string));
     Delivery::Deletion { subscription_id }
 }
 
 /// Turns the elements of a delivery into a handshake or events (shared with Functions mode).
 pub(crate) fn deliver(
-    items: Vec<Value>,
+    items: Vec<Item<'_>>,
     format: Format,
     handshake: Option<Handshake>,
     cloud: Cloud,
 ) -> Result<Delivery, DeliveryError> {
-    let is_type = |item: &&Value, want: &str| type_of(item).is_some_and(|t| t.eq_ignore_ascii_case(want));
+    let is_type = |item: &&Item<'_>, want: &str| type_of(item).is_some_and(|t| t.eq_ignore_ascii_case(want));
     let validation_event = items.iter().find(|i| is_type(i, VALIDATION_EVENT));
     if validation_event.is_some() || handshake == Some(Handshake::Validation) {
         return validation(validation_event.or(items.first()));
@@ -207,8 +225,9 @@ pub(crate) fn deliver(
     let total = items.len();
     let mut events = Vec::with_capacity(total);
     let mut rejected = Vec::new();
+    let mut urls = ObjectUrls::default();
     for (index, item) in items.into_iter().enumerate() {
-        match event(item, cloud) {
+        match event(item, cloud, &mut urls) {
             Ok(e) => events.push(e),
             Err((id, reason)) => rejected.push(Rejected { index, id, reason }),
         }
@@ -229,33 +248,38 @@ pub(crate) fn deliver(
 }
 
 /// One element → an event, or its id (if any) and the reason it is unusable.
-fn event(item: Value, cloud: Cloud) -> Result<Event, (Option<String>, String)> {
-    let Value::Object(obj) = item else {
-        return Err((
-            None,
-            format!("element is a JSON {}, expected an object", kind_of(&item)),
-        ));
+fn event(item: Item<'_>, cloud: Cloud, urls: &mut ObjectUrls) -> Result<Event, (Option<String>, String)> {
+    let view = match item {
+        Item::Object(view) => view,
+        Item::Other(kind) => {
+            return Err((None, format!("element is a JSON {kind}, expected an object")));
+        }
     };
-    let id_hint = |obj: &Map<String, Value>| text(get(obj, "id")).map(|i| excerpt(&i, 128));
-    let hint = id_hint(&obj);
-    let env = envelope_from_object(obj).map_err(|reason| (hint, reason))?;
-    let Some(id) = env.id.clone() else {
+    let hint = |view: &EventView<'_>| text(view.id.as_ref()).map(|i| excerpt(i, 128));
+    let hint = view.schema().is_none().then(|| hint(&view)).flatten();
+    let mut env = envelope(view).map_err(|reason| (hint, reason))?;
+    let Some(id) = env.id.take() else {
         return Err((None, "missing id".into()));
     };
-    let short_id = excerpt(&id, 128);
-    let Some(event_type) = env.event_type.clone() else {
+    let Some(event_type) = env.event_type.take() else {
         let key = match env.schema {
             Schema::EventGrid => "eventType",
             Schema::CloudEvents => "type",
         };
-        return Err((Some(short_id), format!("missing {key}")));
+        return Err((Some(excerpt(&id, 128)), format!("missing {key}")));
     };
     match classify(&event_type) {
-        Some((kind, family)) => {
-            to_key_vault_event(env, excerpt(&id, 256), event_type.clone(), kind, family, cloud)
-                .map(Event::KeyVault)
-                .map_err(|reason| (Some(short_id), format!("{event_type}: {reason}")))
-        }
+        Some((kind, family)) => to_key_vault_event(
+            env,
+            excerpt(&id, 256),
+            event_type.to_string(),
+            kind,
+            family,
+            cloud,
+            urls,
+        )
+        .map(Event::KeyVault)
+        .map_err(|reason| (Some(excerpt(&id, 128)), format!("{event_type}: {reason}"))),
         None => Ok(Event::Other {
             id: excerpt(&id, 256),
             event_type: excerpt(&event_type, 256),

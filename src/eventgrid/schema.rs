@@ -1,12 +1,15 @@
 //! The two event envelopes (Event Grid schema and CloudEvents 1.0), read into one shape.
 //!
-//! Envelopes are read from `serde_json::Value`s rather than derived structs so that key casing,
-//! wrong value types and unknown fields can be tolerated element by element.
+//! Envelopes are read from [`EventView`]s (see `view.rs`) rather than derived structs so that key
+//! casing, wrong value types and unknown fields can be tolerated element by element.
+
+use std::borrow::Cow;
 
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::excerpt;
+use super::view::{Data, DataView, EventView, Scalar};
 
 /// Which envelope an element uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,21 +22,21 @@ pub(crate) enum Schema {
 
 /// One event's envelope, whichever schema it came in.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Envelope {
+pub(crate) struct Envelope<'a> {
     /// The schema it was read from.
     pub schema: Schema,
     /// `id` (a string, or a number rendered as one); trimmed.
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// `eventType` / `type`; trimmed.
-    pub event_type: Option<String>,
+    pub event_type: Option<Cow<'a, str>>,
     /// `topic` / `source`; trimmed, `None` when empty.
-    pub source: Option<String>,
+    pub source: Option<Cow<'a, str>>,
     /// `subject`; trimmed, `None` when empty.
-    pub subject: Option<String>,
+    pub subject: Option<Cow<'a, str>>,
     /// `eventTime` / `time`; trimmed, `None` when empty.
-    pub time: Option<String>,
+    pub time: Option<Cow<'a, str>>,
     /// `data`, as sent (an object, a JSON-encoded string, …).
-    pub data: Option<Value>,
+    pub data: Option<Data<'a>>,
 }
 
 /// The value of `key` in `obj`: the exact key first, else the first key equal ignoring ASCII case.
@@ -45,66 +48,72 @@ pub(crate) fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Valu
     })
 }
 
-/// Like [`get`], removing the entry.
-fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
-    if let Some(v) = obj.remove(key) {
-        return Some(v);
+impl EventView<'_> {
+    /// The schema the element uses, from its keys: `specversion` wins over `eventType`.
+    pub(crate) fn schema(&self) -> Option<Schema> {
+        if self.has_specversion {
+            Some(Schema::CloudEvents)
+        } else if self.has_event_type {
+            Some(Schema::EventGrid)
+        } else {
+            None
+        }
     }
-    let found = obj.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()?;
-    obj.remove(&found)
-}
 
-/// The schema an object uses, from its keys: `specversion` wins over `eventType`.
-pub(crate) fn detect(obj: &Map<String, Value>) -> Option<Schema> {
-    if get(obj, "specversion").is_some() {
-        Some(Schema::CloudEvents)
-    } else if get(obj, "eventType").is_some() {
-        Some(Schema::EventGrid)
-    } else {
-        None
+    /// The event type (`eventType` / `type` by schema), trimmed.
+    pub(crate) fn type_text(&self, schema: Schema) -> Option<&str> {
+        match schema {
+            Schema::EventGrid => self.event_type.as_ref()?.text(),
+            Schema::CloudEvents => self.type_.as_ref()?.text(),
+        }
     }
 }
 
 /// A trimmed string value; `None` when absent, not a string, or empty after trimming.
-pub(crate) fn text(value: Option<&Value>) -> Option<String> {
+fn text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
     match value? {
-        Value::String(s) => {
+        Scalar::Str(Cow::Borrowed(s)) => Some(s.trim()).filter(|t| !t.is_empty()).map(Cow::Borrowed),
+        Scalar::Str(Cow::Owned(s)) => {
             let t = s.trim();
-            (!t.is_empty()).then(|| t.to_string())
+            match t.len() {
+                0 => None,
+                n if n == s.len() => Some(Cow::Owned(s)),
+                _ => Some(Cow::Owned(t.to_string())),
+            }
         }
         _ => None,
     }
 }
 
 /// An id: a trimmed non-empty string, or a number rendered as text.
-fn id_text(value: Option<&Value>) -> Option<String> {
+fn id_text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
     match value? {
-        Value::Number(n) => Some(n.to_string()),
+        Scalar::Number(n) => Some(Cow::Owned(n.to_string())),
         other => text(Some(other)),
     }
 }
 
 /// Reads the envelope of an object element. `Err` carries a reason when it uses neither schema.
-pub(crate) fn envelope_from_object(mut obj: Map<String, Value>) -> Result<Envelope, String> {
-    let schema = detect(&obj).ok_or_else(|| {
-        let keys: Vec<&str> = obj.keys().take(5).map(|k| k.as_str()).collect();
+pub(crate) fn envelope(view: EventView<'_>) -> Result<Envelope<'_>, String> {
+    let schema = view.schema().ok_or_else(|| {
+        let keys = view.first_keys.list();
         excerpt(
             &format!("neither `specversion` (CloudEvents) nor `eventType` (Event Grid); keys {keys:?}"),
             180,
         )
     })?;
-    let (type_key, source_key, time_key) = match schema {
-        Schema::EventGrid => ("eventType", "topic", "eventTime"),
-        Schema::CloudEvents => ("type", "source", "time"),
+    let (event_type, source, time) = match schema {
+        Schema::EventGrid => (view.event_type, view.topic, view.event_time),
+        Schema::CloudEvents => (view.type_, view.source, view.time),
     };
     Ok(Envelope {
         schema,
-        id: id_text(get(&obj, "id")),
-        event_type: text(get(&obj, type_key)),
-        source: text(get(&obj, source_key)),
-        subject: text(get(&obj, "subject")),
-        time: text(get(&obj, time_key)),
-        data: take(&mut obj, "data").filter(|v| !v.is_null()),
+        id: id_text(view.id),
+        event_type: text(event_type),
+        source: text(source),
+        subject: text(view.subject),
+        time: text(time),
+        data: view.data.filter(|d| *d != Data::Scalar(Scalar::Null)),
     })
 }
 
@@ -171,30 +180,36 @@ fn percent_decode(raw: &[u8]) -> String {
 }
 
 /// `data` as an object: an object as is, or a string holding JSON for one (bounded re-decoding).
-pub(crate) fn data_object(data: Option<&Value>) -> Result<Option<Map<String, Value>>, String> {
-    let mut current = match data {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v.clone(),
-    };
-    // A JSON-encoded object may itself be encoded once more (Functions host double encoding).
-    for _ in 0..3 {
-        match current {
-            Value::Object(map) => return Ok(Some(map)),
-            Value::Null => return Ok(None),
-            Value::String(s) if s.trim().is_empty() => return Ok(None),
-            Value::String(s) => match serde_json::from_str::<Value>(&s) {
-                Ok(v) => current = v,
-                Err(_) => {
-                    return Err(format!(
-                        "data is a string that is not JSON: {:?}",
-                        excerpt(s.trim(), 60)
-                    ));
-                }
-            },
-            other => return Err(format!("data is a JSON {}, expected an object", kind_of(&other))),
-        }
+pub(crate) fn data_object<'v, 'a>(
+    data: Option<&'v Data<'a>>,
+) -> Result<Option<Cow<'v, DataView<'a>>>, String> {
+    match data {
+        None => Ok(None),
+        Some(Data::Object(view)) => Ok(Some(Cow::Borrowed(view))),
+        // A JSON-encoded object may itself be encoded once more (Functions host double encoding).
+        Some(Data::Scalar(value)) => Ok(decoded_object(value, 3)?.map(Cow::Owned)),
     }
-    Err("data is nested JSON-encoded strings too deep".to_string())
+}
+
+/// A non-object `data` value: `null` or a blank string is no data, a string is decoded (at most
+/// `rounds` times, counting this one), anything else is a reason.
+fn decoded_object(value: &Scalar<'_>, rounds: usize) -> Result<Option<DataView<'static>>, String> {
+    match value {
+        Scalar::Null => Ok(None),
+        Scalar::Str(s) if s.trim().is_empty() => Ok(None),
+        Scalar::Str(s) => {
+            let decoded = Data::decode(s)
+                .map_err(|_| format!("data is a string that is not JSON: {:?}", excerpt(s.trim(), 60)))?;
+            if rounds <= 1 {
+                return Err("data is nested JSON-encoded strings too deep".to_string());
+            }
+            match decoded {
+                Data::Object(view) => Ok(Some(view)),
+                Data::Scalar(inner) => decoded_object(&inner, rounds - 1),
+            }
+        }
+        other => Err(format!("data is a JSON {}, expected an object", other.kind())),
+    }
 }
 
 /// The JSON kind of a value, for messages.
@@ -214,11 +229,38 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("not an object"),
+    use crate::eventgrid::view::Body;
+
+    fn obj(v: Value) -> Value {
+        assert!(v.is_object(), "not an object");
+        v
+    }
+
+    fn view(v: &Value) -> EventView<'_> {
+        match Body::from_value(v) {
+            Ok(Body::Object(view)) => view,
+            other => panic!("not an object: {other:?}"),
         }
+    }
+
+    fn detect(v: &Value) -> Option<Schema> {
+        view(v).schema()
+    }
+
+    fn envelope_from_object(v: Value) -> Result<Envelope<'static>, String> {
+        envelope(view(Box::leak(Box::new(v))))
+    }
+
+    fn data_view(v: Value) -> DataView<'static> {
+        match Data::from_value(&v).unwrap() {
+            Data::Object(view) => view.into_owned(),
+            Data::Scalar(s) => panic!("not an object: {s:?}"),
+        }
+    }
+
+    fn data_object(v: Option<&Value>) -> Result<Option<DataView<'static>>, String> {
+        let data = v.map(|v| Data::from_value(v).unwrap());
+        Ok(super::data_object(data.as_ref())?.map(|d| d.into_owned().into_owned()))
     }
 
     #[test]
@@ -265,14 +307,17 @@ mod tests {
 
     #[test]
     fn data_may_be_an_object_or_json_encoded_once_or_twice() {
-        let want = obj(json!({"a": 1}));
-        assert_eq!(data_object(Some(&json!({"a": 1}))).unwrap(), Some(want.clone()));
+        let want = data_view(json!({"VaultName": "a"}));
         assert_eq!(
-            data_object(Some(&json!("{\"a\":1}"))).unwrap(),
+            data_object(Some(&json!({"VaultName": "a"}))).unwrap(),
             Some(want.clone())
         );
         assert_eq!(
-            data_object(Some(&json!("\"{\\\"a\\\":1}\""))).unwrap(),
+            data_object(Some(&json!("{\"VaultName\":\"a\"}"))).unwrap(),
+            Some(want.clone())
+        );
+        assert_eq!(
+            data_object(Some(&json!("\"{\\\"VaultName\\\":\\\"a\\\"}\""))).unwrap(),
             Some(want)
         );
         assert_eq!(data_object(None).unwrap(), None);
