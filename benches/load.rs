@@ -15,7 +15,8 @@
 //!    timed until the change is visible through a watch (a separate client);
 //! 4. paced: deliveries at `--rate` for `--duration` s (open loop, latency from the scheduled send
 //!    time), p50/p95/p99 to watch-visible and sustained deliveries/s, with the API requests (from the
-//!    server's `apiserver_request_total`) and wire bytes (proxy) per delivery;
+//!    server's `apiserver_request_total`) and wire bytes (proxy) per delivery; then bare
+//!    merge-PATCHes paced at the same rate (the floor under the same offered load);
 //! 5. the competitor's strategy: per event, LIST every ExternalSecret, match by name, PATCH the
 //!    matches, through its own counting proxy;
 //! 6. idle RSS of the real `kvsync serve` binary (spawned, watching the server) at this size, and
@@ -887,7 +888,18 @@ fn human(s: f64) -> String {
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if !args.bench {
+        // `cargo test --all-targets` runs this binary without `--bench`: a smoke run that checks
+        // the tool and the path it measures still work (every delivery visible), in seconds.
+        println!("load: smoke run (no --bench): 200 ESs, 20 deliveries/s for 1 s");
+        args.sizes = vec![200];
+        args.rate = 20;
+        args.duration = 1;
+        args.samples = 5;
+        args.competitor_events = 2;
+        args.concurrency = 0;
+    }
     assert!(
         args.sizes.iter().all(|&n| (1..=100_000).contains(&n)),
         "sizes must be in 1..=100000"
@@ -915,7 +927,15 @@ fn main() {
     runtime.block_on(run(args, server.kubeconfig()));
     drop(runtime);
     drop(server);
+    let incomplete = INCOMPLETE.load(Ordering::Relaxed);
+    if incomplete > 0 {
+        eprintln!("load: {incomplete} deliveries or patches never became visible (or were refused)");
+        std::process::exit(1);
+    }
 }
+
+/// Paced deliveries and patches that did not complete (not visible, or answered non-2xx).
+static INCOMPLETE: AtomicUsize = AtomicUsize::new(0);
 
 async fn run(args: Args, kubeconfig: PathBuf) {
     let up = upstream(&kubeconfig);
@@ -1044,6 +1064,7 @@ async fn run(args: Args, kubeconfig: PathBuf) {
         }
         let elapsed = begin.elapsed();
         let not_ok = NOT_OK.swap(0, Ordering::Relaxed);
+        INCOMPLETE.fetch_add(total - seen.len(), Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(1500)).await; // background Events land
         let after = request_counts(&admin).await;
         let kv_per = (kv_bytes.total() - bytes0) as f64 / total as f64;
@@ -1066,6 +1087,44 @@ async fn run(args: Args, kubeconfig: PathBuf) {
         );
         println!(
             "kvsync API work per delivery: {kv_reqs:.2} requests ({kv_detail}), {kv_per:.0} wire bytes (TLS, both directions, incl. its watch stream)"
+        );
+
+        // 2b. The physical floor at the same offered rate: bare merge-PATCHes, paced the same way.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let begin = Instant::now() + Duration::from_millis(50);
+        let mut tasks = Vec::with_capacity(total);
+        for _ in 0..total {
+            let j = tasks.len();
+            let due = begin + Duration::from_secs_f64(j as f64 / f64::from(args.rate));
+            tokio::time::sleep_until(due).await;
+            let i = picker.pick(n);
+            let v = format!("p{}", picker.version.fetch_add(1, Ordering::Relaxed));
+            let (client, waiters) = (kv_client.clone(), waiters.clone());
+            tasks.push(tokio::spawn(
+                async move { bare_patch(&client, &waiters, i, &v).await },
+            ));
+        }
+        let mut floor_seen = Vec::new();
+        for t in tasks {
+            if let Ok(Some(s)) = t.await {
+                floor_seen.push(s.seen);
+            }
+        }
+        let floor_elapsed = begin.elapsed();
+        INCOMPLETE.fetch_add(total - floor_seen.len(), Ordering::Relaxed);
+        let floor = stats(floor_seen.clone());
+        println!("\n| path | n | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|");
+        println!("{}", line("bare merge-PATCH at the same rate → visible", floor));
+        println!(
+            "\nbare PATCH paced: {} of {} in {:.2} s = {:.1}/s; kvsync / bare PATCH at {} /s (visible): p50 {:.2}×, p95 {:.2}×, p99 {:.2}×",
+            floor_seen.len(),
+            total,
+            floor_elapsed.as_secs_f64(),
+            floor_seen.len() as f64 / floor_elapsed.as_secs_f64(),
+            args.rate,
+            paced.p50 / floor.p50,
+            paced.p95 / floor.p95,
+            paced.p99 / floor.p99
         );
 
         // 3. Competitor.
