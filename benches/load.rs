@@ -611,6 +611,27 @@ async fn deliver(
     })
 }
 
+/// Open loop: starts `make(due)` at `rate` per second, `total` times, each at its scheduled time
+/// (never waiting for earlier ones), and collects the results in order with the elapsed time.
+async fn open_loop<F, Fut>(rate: u32, total: usize, mut make: F) -> (Vec<Option<Sample>>, Duration)
+where
+    F: FnMut(Instant) -> Fut,
+    Fut: std::future::Future<Output = Option<Sample>> + Send + 'static,
+{
+    let begin = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(total);
+    for j in 0..total {
+        let due = begin + Duration::from_secs_f64(j as f64 / f64::from(rate));
+        tokio::time::sleep_until(due).await;
+        tasks.push(tokio::spawn(make(due)));
+    }
+    let mut results = Vec::with_capacity(total);
+    for t in tasks {
+        results.push(t.await.ok().flatten());
+    }
+    (results, begin.elapsed())
+}
+
 /// A bare merge-PATCH of one annotation, timed until visible.
 async fn bare_patch(client: &kube::Client, waiters: &Waiters, i: usize, value: &str) -> Option<Sample> {
     let ns = common::namespace(common::namespace_of(i));
@@ -1042,27 +1063,15 @@ async fn run(args: Args, kubeconfig: PathBuf) {
         NOT_OK.store(0, Ordering::Relaxed);
         let before = request_counts(&admin).await;
         let bytes0 = kv_bytes.total();
-        let begin = Instant::now() + Duration::from_millis(50);
-        let mut tasks = Vec::with_capacity(total);
-        for j in 0..total {
-            let due = begin + Duration::from_secs_f64(j as f64 / f64::from(args.rate));
-            tokio::time::sleep_until(due).await;
+        let (results, elapsed) = open_loop(args.rate, total, |due| {
             let i = picker.pick(n);
             let d = delivery(i, picker.version.fetch_add(1, Ordering::Relaxed));
             let (http, url, waiters) = (http.clone(), url.clone(), waiters.clone());
-            tasks.push(tokio::spawn(async move {
-                deliver(&http, &url, &waiters, d, due).await
-            }));
-        }
-        let mut seen = Vec::new();
-        let mut answered = Vec::new();
-        for t in tasks {
-            if let Ok(Some(s)) = t.await {
-                seen.push(s.seen);
-                answered.push(s.answered);
-            }
-        }
-        let elapsed = begin.elapsed();
+            async move { deliver(&http, &url, &waiters, d, due).await }
+        })
+        .await;
+        let (seen, answered): (Vec<Duration>, Vec<Duration>) =
+            results.iter().flatten().map(|s| (s.seen, s.answered)).unzip();
         let not_ok = NOT_OK.swap(0, Ordering::Relaxed);
         INCOMPLETE.fetch_add(total - seen.len(), Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(1500)).await; // background Events land
@@ -1091,26 +1100,14 @@ async fn run(args: Args, kubeconfig: PathBuf) {
 
         // 2b. The physical floor at the same offered rate: bare merge-PATCHes, paced the same way.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let begin = Instant::now() + Duration::from_millis(50);
-        let mut tasks = Vec::with_capacity(total);
-        for _ in 0..total {
-            let j = tasks.len();
-            let due = begin + Duration::from_secs_f64(j as f64 / f64::from(args.rate));
-            tokio::time::sleep_until(due).await;
+        let (results, floor_elapsed) = open_loop(args.rate, total, |_| {
             let i = picker.pick(n);
             let v = format!("p{}", picker.version.fetch_add(1, Ordering::Relaxed));
             let (client, waiters) = (kv_client.clone(), waiters.clone());
-            tasks.push(tokio::spawn(
-                async move { bare_patch(&client, &waiters, i, &v).await },
-            ));
-        }
-        let mut floor_seen = Vec::new();
-        for t in tasks {
-            if let Ok(Some(s)) = t.await {
-                floor_seen.push(s.seen);
-            }
-        }
-        let floor_elapsed = begin.elapsed();
+            async move { bare_patch(&client, &waiters, i, &v).await }
+        })
+        .await;
+        let floor_seen: Vec<Duration> = results.iter().flatten().map(|s| s.seen).collect();
         INCOMPLETE.fetch_add(total - floor_seen.len(), Ordering::Relaxed);
         let floor = stats(floor_seen.clone());
         println!("\n| path | n | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|");
