@@ -6,14 +6,14 @@
 //! read; in a [`Plan`] their readers appear in `skipped` with [`SkipReason::NotNewVersion`], so the
 //! event is visibly accounted for. [`explain`] always asks "what would a new version do".
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use sha3::{Digest, Sha3_256};
 
 use super::index::{EsEntry, Index, Outcome};
 use super::model::{ChangeKind, ObjectRef, VaultChange};
-use super::objects::{EsKey, StoreKind, Target};
+use super::objects::{EsKey, StoreKind, Target, TargetRef};
 use super::spec::Access;
 
 /// Labels of namespaces, for ClusterSecretStore `namespaceSelector` conditions.
@@ -217,44 +217,55 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
     changes.dedup();
 
     let mut labels = LabelCache::new(namespaces);
-    let mut groups: BTreeMap<Target, (Vec<VaultChange>, BTreeSet<EsKey>)> = BTreeMap::new();
-    let mut skipped: BTreeSet<(EsKey, ObjectRef, SkipReason)> = BTreeSet::new();
+    // Per target, borrowed until the end: its causes (in change order) and the ESs reading them.
+    let mut groups: hashbrown::HashMap<TargetRef<'_>, (Vec<&VaultChange>, Vec<&EsKey>)> =
+        hashbrown::HashMap::default();
+    let mut skipped: Vec<(&EsKey, &ObjectRef, SkipReason)> = Vec::new();
 
-    for change in changes {
+    for &change in &changes {
         for entry in index.candidates(&change.object) {
             match evaluate(index, entry, &change.object, change.kind, &mut labels, false) {
                 None => {}
                 Some(Verdict::Trigger(_)) => {
-                    let target = &entry.parsed.target;
-                    let group = match groups.get_mut(target) {
-                        Some(group) => group,
-                        None => groups.entry(target.clone()).or_default(),
-                    };
-                    if group.0.last() != Some(change) {
-                        group.0.push(change.clone());
+                    let (causes, via) = groups.entry(entry.target()).or_default();
+                    if causes.last() != Some(&change) {
+                        causes.push(change);
                     }
-                    group.1.insert(entry.key.clone());
+                    via.push(&entry.key);
                 }
                 Some(Verdict::Skip(reason, _)) => {
-                    skipped.insert((entry.key.clone(), change.object.clone(), reason));
+                    skipped.push((&entry.key, &change.object, reason));
                 }
             }
         }
     }
 
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    skipped.sort();
+    skipped.dedup();
     Plan {
         triggers: groups
             .into_iter()
-            .map(|(target, (causes, via))| Trigger {
-                value: trigger_value(&causes),
-                target,
-                causes,
-                via: via.into_iter().collect(),
+            .map(|(target, (causes, mut via))| {
+                via.sort_unstable();
+                via.dedup();
+                let causes: Vec<VaultChange> = causes.into_iter().cloned().collect();
+                Trigger {
+                    value: trigger_value(&causes),
+                    target: target.to_target(),
+                    causes,
+                    via: via.into_iter().cloned().collect(),
+                }
             })
             .collect(),
         skipped: skipped
             .into_iter()
-            .map(|(es, object, reason)| Skipped { es, object, reason })
+            .map(|(es, object, reason)| Skipped {
+                es: es.clone(),
+                object: object.clone(),
+                reason,
+            })
             .collect(),
     }
 }
@@ -268,7 +279,7 @@ pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabe
     let mut out = Explanation::default();
     for entry in index.candidates(object) {
         let es = entry.key.clone();
-        let target = entry.parsed.target.clone();
+        let target = entry.target().to_target();
         match evaluate(index, entry, object, ChangeKind::NewVersion, &mut labels, true) {
             None => {}
             Some(Verdict::Trigger(how)) => out.refreshed.push(Explained {
@@ -298,7 +309,7 @@ pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabe
         let store = r.store.describe();
         let e = unresolved.entry(r.es).or_insert_with(|| Explained {
             es: r.es.clone(),
-            target: r.entry.parsed.target.clone(),
+            target: r.entry.target().to_target(),
             how: String::new(),
             reason: Some(match r.bad_url {
                 None => SkipReason::StoreNotFound { store },
@@ -311,7 +322,7 @@ pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabe
         if !e.how.is_empty() {
             e.how.push_str("; ");
         }
-        e.how.push_str(r.how);
+        e.how.push_str(&r.how);
     }
     out.not_refreshed.extend(unresolved.into_values());
     out.not_refreshed.sort_by(|a, b| a.es.cmp(&b.es));
@@ -344,7 +355,10 @@ pub fn trigger_value(causes: &[VaultChange]) -> String {
         hasher.update([0x1e]);
     }
     let digest = hasher.finalize();
-    format!("kv-{}", hex::encode(&digest[..8]))
+    let mut value = String::with_capacity(19);
+    value.push_str("kv-");
+    value.push_str(&hex::encode(&digest[..8]));
+    value
 }
 
 fn change_order(c: &VaultChange) -> (&ObjectRef, &Option<String>, ChangeKind) {
@@ -352,11 +366,11 @@ fn change_order(c: &VaultChange) -> (&ObjectRef, &Option<String>, ChangeKind) {
 }
 
 /// What a new version (or other change) of one object means for one ES.
-enum Verdict<'a> {
-    /// Triggered, via these refs.
-    Trigger(Vec<&'a str>),
-    /// Not triggered, for this reason; these refs name the object.
-    Skip(SkipReason, Vec<&'a str>),
+enum Verdict {
+    /// Triggered, via these refs (listed for explain only).
+    Trigger(Vec<String>),
+    /// Not triggered, for this reason; these refs name the object (listed for explain only).
+    Skip(SkipReason, Vec<String>),
 }
 
 /// Namespace labels, asked once per namespace per call.
@@ -383,14 +397,14 @@ impl<'a> LabelCache<'a> {
 }
 
 /// `with_how`: list the refs in the verdict (explain); planning needs only the verdict.
-fn evaluate<'a>(
-    index: &'a Index,
-    entry: &'a EsEntry,
+fn evaluate(
+    index: &Index,
+    entry: &EsEntry,
     object: &ObjectRef,
     change: ChangeKind,
     labels: &mut LabelCache<'_>,
     with_how: bool,
-) -> Option<Verdict<'a>> {
+) -> Option<Verdict> {
     let matches = index.item_matches(entry, object);
     if matches.is_empty() {
         return None;
@@ -399,14 +413,14 @@ fn evaluate<'a>(
         matches
             .iter()
             .filter(|_| with_how)
-            .map(|m| m.item.how.as_str())
+            .map(|m| m.item.how())
             .collect::<Vec<_>>()
     };
     if change != ChangeKind::NewVersion {
         return Some(Verdict::Skip(SkipReason::NotNewVersion(change), all_how()));
     }
     if let Some(reason) = &entry.parsed.policy_skip {
-        return Some(Verdict::Skip(reason.clone(), all_how()));
+        return Some(Verdict::Skip((**reason).clone(), all_how()));
     }
     let namespace = entry.key.namespace.as_str();
     let mut effective = Vec::new();
@@ -414,10 +428,10 @@ fn evaluate<'a>(
     let mut first_block = None;
     for m in &matches {
         let block = match &m.outcome {
-            Outcome::Pinned(v) => Some(SkipReason::PinnedVersion(v.clone())),
+            Outcome::Pinned(v) => Some(SkipReason::PinnedVersion(v.to_string())),
             Outcome::InvalidRegex { regexp, error } => Some(SkipReason::InvalidFindRegex {
-                regexp: regexp.clone(),
-                error: error.clone(),
+                regexp: regexp.to_string(),
+                error: error.to_string(),
             }),
             Outcome::Reads if m.store.kind == StoreKind::ClusterSecretStore => {
                 let access = index
@@ -440,7 +454,7 @@ fn evaluate<'a>(
             None => {
                 reads = true;
                 if with_how {
-                    effective.push(m.item.how.as_str());
+                    effective.push(m.item.how());
                 }
             }
             Some(reason) => {

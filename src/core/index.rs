@@ -16,10 +16,17 @@
 //! its object that later decisions read ([`IndexedEs`]); its `spec`, labels and most of its
 //! `status` are dropped once parsed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use smallvec::SmallVec;
 
 use super::model::{ObjectKind, ObjectName, ObjectRef, VaultId};
-use super::objects::{ClusterExternalSecretObject, EsKey, ExternalSecretObject, StoreKind, StoreObject};
+use super::objects::{
+    ClusterExternalSecretObject, EsKey, ExternalSecretObject, StoreKind, StoreObject, TargetRef,
+};
 use super::spec::{self, ParsedEs, ParsedStore, ReadItem, Selector, StoreKey, StoreProvider};
 
 /// The annotation `kubectl apply` leaves: a copy of the whole object, never read here.
@@ -63,15 +70,20 @@ pub enum ReadyStatus {
 /// What the index keeps of an ExternalSecret's object: the facts later decisions read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexedEs {
-    annotations: BTreeMap<String, String>,
+    /// Sorted by key (a sorted slice: far smaller than a map for the few annotations an object
+    /// carries).
+    annotations: Box<[(Box<str>, Box<str>)]>,
     ready: Option<ReadyStatus>,
     refresh_time: Option<i64>,
 }
 
 impl IndexedEs {
     fn of(es: &mut ExternalSecretObject) -> IndexedEs {
-        let mut annotations = std::mem::take(&mut es.meta.annotations);
-        annotations.remove(LAST_APPLIED);
+        let annotations = std::mem::take(&mut es.meta.annotations)
+            .into_iter()
+            .filter(|(k, _)| k != LAST_APPLIED)
+            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect();
         let ready = es
             .status
             .get("conditions")
@@ -95,7 +107,8 @@ impl IndexedEs {
     /// The value of annotation `key` (every annotation is kept but `kubectl apply`'s copy of
     /// the object).
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.get(key).map(String::as_str)
+        let at = self.annotations.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        self.annotations.get(at).map(|(_, v)| &**v)
     }
 
     /// The Ready condition's status, `None` without one.
@@ -123,7 +136,7 @@ enum Resolved {
 }
 
 /// Each ref's resolution, given the current stores.
-fn resolve(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> Vec<Resolved> {
+fn resolve(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> Box<[Resolved]> {
     parsed
         .items
         .iter()
@@ -131,7 +144,7 @@ fn resolve(stores: &BTreeMap<StoreKey, StoreEntry>, parsed: &ParsedEs) -> Vec<Re
             let Some(store) = &item.store else {
                 return Resolved::NoStore;
             };
-            match stores.get(store).map(|s| &s.parsed.provider) {
+            match stores.get(&**store).map(|s| &s.parsed.provider) {
                 None | Some(StoreProvider::AzureKvInvalidUrl(_)) => Resolved::Unresolved,
                 Some(p) => p
                     .vault()
@@ -148,17 +161,27 @@ pub(crate) struct EsEntry {
     pub(crate) parsed: ParsedEs,
     /// Per item of `parsed`: where its store points. What the ES put into the reverse maps
     /// follows from `parsed` and this alone ([`Contribution::of`]).
-    resolved: Vec<Resolved>,
+    resolved: Box<[Resolved]>,
+}
+
+impl EsEntry {
+    /// What gets patched for this ES: itself, or the ClusterExternalSecret that controls it.
+    pub(crate) fn target(&self) -> TargetRef<'_> {
+        match &self.parsed.parent {
+            Some(ces) => TargetRef::ClusterExternalSecret(ces),
+            None => TargetRef::ExternalSecret(&self.key),
+        }
+    }
 }
 
 /// What one ES puts into the reverse maps, sorted and deduplicated.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Contribution<'a> {
-    objects: BTreeSet<ObjectRef>,
-    find_vaults: BTreeSet<&'a VaultId>,
-    stores: BTreeSet<&'a StoreKey>,
+    objects: Vec<ObjectRef>,
+    find_vaults: Vec<&'a VaultId>,
+    stores: Vec<&'a Arc<StoreKey>>,
     /// Names read through a store that is missing or has an unusable `vaultUrl` (for explain).
-    unresolved: BTreeSet<&'a ObjectName>,
+    unresolved: Vec<&'a ObjectName>,
 }
 
 impl<'a> Contribution<'a> {
@@ -166,24 +189,32 @@ impl<'a> Contribution<'a> {
         let mut c = Contribution::default();
         for (item, r) in parsed.items.iter().zip(resolved) {
             let Some(store) = &item.store else { continue };
-            c.stores.insert(store);
+            c.stores.push(store);
             match (r, &item.selector) {
                 (Resolved::Vault(vault), Selector::Object { kind, name, .. }) => {
-                    c.objects.insert(ObjectRef {
+                    c.objects.push(ObjectRef {
                         vault: vault.clone(),
                         kind: *kind,
                         name: name.clone(),
                     });
                 }
                 (Resolved::Vault(vault), Selector::Find { .. }) => {
-                    c.find_vaults.insert(vault);
+                    c.find_vaults.push(vault);
                 }
                 (Resolved::Unresolved, Selector::Object { name, .. }) => {
-                    c.unresolved.insert(name);
+                    c.unresolved.push(name);
                 }
                 _ => {}
             }
         }
+        c.objects.sort_unstable();
+        c.objects.dedup();
+        c.find_vaults.sort_unstable();
+        c.find_vaults.dedup();
+        c.stores.sort_unstable();
+        c.stores.dedup();
+        c.unresolved.sort_unstable();
+        c.unresolved.dedup();
         c
     }
 }
@@ -191,10 +222,10 @@ impl<'a> Contribution<'a> {
 /// A slot number: where an ES lives in [`Index`]'s slab.
 type Slot = u32;
 
-/// The ESs behind one reverse-map key: sorted, deduplicated slot numbers (usually one or a few;
-/// far smaller than a `BTreeSet`, whose first node alone holds room for eleven).
+/// The ESs behind one reverse-map key: sorted, deduplicated slot numbers. Usually one or a few,
+/// held inline (no allocation up to four).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct KeySet(Vec<Slot>);
+struct KeySet(SmallVec<[Slot; 4]>);
 
 impl KeySet {
     fn insert(&mut self, slot: Slot) {
@@ -219,14 +250,14 @@ impl KeySet {
 }
 
 /// How one ref of an ES relates to a changed object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome<'a> {
     /// A latest-version read: a new version changes what ESO reads.
     Reads,
     /// `remoteRef.version` pins it.
-    Pinned(String),
+    Pinned(&'a str),
     /// A `find.name.regexp` that does not compile: ESO matches nothing.
-    InvalidRegex { regexp: String, error: String },
+    InvalidRegex { regexp: &'a str, error: &'a str },
 }
 
 /// One ref of an ES that names the changed object.
@@ -234,15 +265,18 @@ pub(crate) enum Outcome {
 pub(crate) struct ItemMatch<'a> {
     pub(crate) item: &'a ReadItem,
     pub(crate) store: &'a StoreKey,
-    pub(crate) outcome: Outcome,
+    pub(crate) outcome: Outcome<'a>,
 }
+
+/// The refs of one ES that name a changed object (almost always one).
+pub(crate) type ItemMatches<'a> = SmallVec<[ItemMatch<'a>; 2]>;
 
 /// A ref whose store is missing or unusable (see [`Index::unresolved_refs`]).
 #[derive(Clone, Debug)]
 pub(crate) struct UnresolvedRef<'a> {
     pub(crate) es: &'a EsKey,
     pub(crate) entry: &'a EsEntry,
-    pub(crate) how: &'a str,
+    pub(crate) how: String,
     pub(crate) store: &'a StoreKey,
     /// `None`: the store does not exist; `Some(url)`: its azurekv `vaultUrl` is unusable.
     pub(crate) bad_url: Option<&'a str>,
@@ -256,12 +290,15 @@ pub struct Index {
     /// doubling, and a spare slot then costs a pointer, not an entry.
     slots: Vec<Option<Box<EsEntry>>>,
     free: Vec<Slot>,
-    /// Key → slot.
-    external_secrets: HashMap<EsKey, Slot>,
+    /// Key → slot: a table of slot numbers, hashed and compared by the key in the slot, so each
+    /// key is stored once.
+    by_key: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
     cluster_external_secrets: BTreeMap<String, ClusterExternalSecretObject>,
-    store_dependents: BTreeMap<StoreKey, KeySet>,
+    /// Its keys are the shared copies every ES's refs to that store point at.
+    store_dependents: BTreeMap<Arc<StoreKey>, KeySet>,
     /// Hashed: looked up for every event (a B-tree of these string keys costs dozens of
-    /// comparisons per lookup).
+    /// comparisons per lookup). A key shares its name with the refs that read the object.
     by_object: HashMap<ObjectRef, KeySet>,
     /// Per vault, how many distinct objects of each kind (`ObjectKind::index`) `by_object` holds.
     kinds_by_vault: HashMap<VaultId, [u32; 3]>,
@@ -296,33 +333,51 @@ impl Index {
     /// an object's memory); [`Index::external_secret`] returns the rest, `status` included.
     pub fn apply_external_secret(&mut self, mut es: ExternalSecretObject) {
         let key = es.key();
-        let parsed = spec::parse_es(&es);
+        let mut parsed = spec::parse_es(&es);
+        for item in parsed.items.iter_mut() {
+            let shared = item
+                .store
+                .as_deref()
+                .and_then(|s| self.store_dependents.get_key_value(s))
+                .map(|(k, _)| Arc::clone(k));
+            if shared.is_some() {
+                item.store = shared;
+            }
+        }
         let resolved = resolve(&self.stores, &parsed);
-        let entry = EsEntry {
+        let hash = self.hasher.hash_one(&key);
+        let existing = self.by_key.find(hash, |&s| self.holds(s, &key)).copied();
+        let entry = Box::new(EsEntry {
             key,
             object: IndexedEs::of(&mut es),
             parsed,
             resolved,
-        };
-        let slot = match self.external_secrets.get(&entry.key) {
-            Some(&slot) => {
+        });
+        let slot = match existing {
+            Some(slot) => {
                 self.remove_contribution(slot);
                 slot
             }
-            None => {
-                let slot = match self.free.pop() {
-                    Some(slot) => slot,
-                    None => {
-                        self.slots.push(None);
-                        Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
-                    }
-                };
-                self.external_secrets.insert(entry.key.clone(), slot);
-                slot
-            }
+            None => match self.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.slots.push(None);
+                    Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
+                }
+            },
         };
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = Some(Box::new(entry));
+        let Some(place) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        *place = Some(entry);
+        if existing.is_none() {
+            let Index {
+                by_key,
+                slots,
+                hasher,
+                ..
+            } = self;
+            by_key.insert_unique(hash, slot, |&s| slot_hash(hasher, slots, s));
         }
         self.add_contribution(slot);
     }
@@ -330,13 +385,17 @@ impl Index {
     /// Removes an ExternalSecret.
     pub fn delete_external_secret(&mut self, namespace: &str, name: &str) {
         let key = EsKey::new(namespace, name);
-        if let Some(slot) = self.external_secrets.remove(&key) {
-            self.remove_contribution(slot);
-            if let Some(s) = self.slots.get_mut(slot as usize) {
-                *s = None;
-            }
-            self.free.push(slot);
+        let hash = self.hasher.hash_one(&key);
+        let Index { by_key, slots, .. } = self;
+        let Ok(found) = by_key.find_entry(hash, |&s| slot_holds(slots, s, &key)) else {
+            return;
+        };
+        let (slot, _) = found.remove();
+        self.remove_contribution(slot);
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = None;
         }
+        self.free.push(slot);
     }
 
     /// Adds or replaces a ClusterExternalSecret. Children are recognised by their controller
@@ -360,7 +419,7 @@ impl Index {
 
     /// Every ExternalSecret known, sorted.
     pub fn external_secret_keys(&self) -> Vec<EsKey> {
-        let mut keys: Vec<EsKey> = self.external_secrets.keys().cloned().collect();
+        let mut keys: Vec<EsKey> = self.slots.iter().flatten().map(|e| e.key.clone()).collect();
         keys.sort_unstable();
         keys
     }
@@ -446,7 +505,7 @@ impl Index {
                 let mut objects: BTreeSet<ObjectRef> = BTreeSet::new();
                 if let Some(vault) = vault {
                     for item in &entry.parsed.items {
-                        if item.store.as_ref() != Some(&key) {
+                        if item.store.as_deref() != Some(&key) {
                             continue;
                         }
                         if let Selector::Object {
@@ -479,7 +538,7 @@ impl Index {
                 .values()
                 .filter(|s| s.parsed.provider.vault().is_some())
                 .count(),
-            external_secrets: self.external_secrets.len(),
+            external_secrets: self.by_key.len(),
             cluster_external_secrets: self.cluster_external_secrets.len(),
             indexed_objects: self.by_object.len(),
             find_readers: self
@@ -495,8 +554,8 @@ impl Index {
     /// ESs that may read `object`: exact refs, plus for a certificate the refs to its backing
     /// secret and key (same name), plus `find` readers of its vault when it is (or backs) a secret.
     /// Each at most once, in no particular order.
-    pub(crate) fn candidates(&self, object: &ObjectRef) -> Vec<&EsEntry> {
-        let mut slots: Vec<Slot> = Vec::new();
+    pub(crate) fn candidates(&self, object: &ObjectRef) -> SmallVec<[&EsEntry; 4]> {
+        let mut slots: SmallVec<[Slot; 16]> = SmallVec::new();
         for kind in affected_ref_kinds(object.kind) {
             let set = if *kind == object.kind {
                 self.by_object.get(object)
@@ -539,7 +598,7 @@ impl Index {
                 if name != &object.name || !affected_ref_kinds(object.kind).contains(kind) {
                     continue;
                 }
-                let bad_url = match self.stores.get(store).map(|s| &s.parsed.provider) {
+                let bad_url = match self.stores.get(&**store).map(|s| &s.parsed.provider) {
                     None => None,
                     Some(StoreProvider::AzureKvInvalidUrl(url)) => Some(url.as_str()),
                     Some(_) => continue,
@@ -547,7 +606,7 @@ impl Index {
                 out.push(UnresolvedRef {
                     es: &entry.key,
                     entry,
-                    how: &item.how,
+                    how: item.how(),
                     store,
                     bad_url,
                 });
@@ -557,11 +616,17 @@ impl Index {
     }
 
     pub(crate) fn entry(&self, key: &EsKey) -> Option<&EsEntry> {
-        self.external_secrets.get(key).and_then(|&slot| self.slot(slot))
+        let hash = self.hasher.hash_one(key);
+        let slot = *self.by_key.find(hash, |&s| self.holds(s, key))?;
+        self.slot(slot)
     }
 
     fn slot(&self, slot: Slot) -> Option<&EsEntry> {
         self.slots.get(slot as usize).and_then(Option::as_deref)
+    }
+
+    fn holds(&self, slot: Slot, key: &EsKey) -> bool {
+        slot_holds(&self.slots, slot, key)
     }
 
     /// A store's parsed form.
@@ -570,8 +635,8 @@ impl Index {
     }
 
     /// The refs of `es` that name `object`, with how each relates to a new version.
-    pub(crate) fn item_matches<'a>(&'a self, es: &'a EsEntry, object: &ObjectRef) -> Vec<ItemMatch<'a>> {
-        let mut out = Vec::new();
+    pub(crate) fn item_matches<'a>(&'a self, es: &'a EsEntry, object: &ObjectRef) -> ItemMatches<'a> {
+        let mut out = ItemMatches::new();
         for (item, resolved) in es.parsed.items.iter().zip(&es.resolved) {
             let (Some(store), Resolved::Vault(vault)) = (&item.store, resolved) else {
                 continue;
@@ -585,7 +650,7 @@ impl Index {
                         continue;
                     }
                     match version {
-                        Some(v) => Outcome::Pinned(v.clone()),
+                        Some(v) => Outcome::Pinned(v),
                         None => Outcome::Reads,
                     }
                 }
@@ -597,8 +662,8 @@ impl Index {
                         None | Some((_, Some(true))) => Outcome::Reads,
                         Some((_, Some(false))) => continue,
                         Some((r, None)) => Outcome::InvalidRegex {
-                            regexp: r.source.clone(),
-                            error: r.compiled.as_ref().err().cloned().unwrap_or_default(),
+                            regexp: &r.source,
+                            error: r.error().unwrap_or_default(),
                         },
                     }
                 }
@@ -649,7 +714,10 @@ impl Index {
             self.finders.entry(v.clone()).or_default().insert(slot);
         }
         for s in c.stores {
-            self.store_dependents.entry(s.clone()).or_default().insert(slot);
+            self.store_dependents
+                .entry(Arc::clone(s))
+                .or_default()
+                .insert(slot);
         }
         for n in c.unresolved {
             self.unresolved.entry(n.clone()).or_default().insert(slot);
@@ -708,7 +776,7 @@ impl Index {
         BTreeMap<ObjectName, BTreeSet<EsKey>>,
     ) {
         // The per-vault kind counts always agree with the objects indexed.
-        let mut counts: HashMap<VaultId, [u32; 3]> = HashMap::new();
+        let mut counts: HashMap<VaultId, [u32; 3]> = HashMap::default();
         for o in self.by_object.keys() {
             counts.entry(o.vault.clone()).or_default()[kind_slot(o.kind)] += 1;
         }
@@ -722,7 +790,13 @@ impl Index {
                     .collect(),
             ),
             self.sets(&self.finders),
-            self.sets(&self.store_dependents),
+            self.sets(
+                &self
+                    .store_dependents
+                    .iter()
+                    .map(|(k, v)| ((**k).clone(), v.clone()))
+                    .collect(),
+            ),
             self.sets(&self.unresolved),
         )
     }
@@ -737,6 +811,23 @@ impl Index {
             })
             .collect()
     }
+}
+
+/// Whether `slot` holds the ES `key`.
+fn slot_holds(slots: &[Option<Box<EsEntry>>], slot: Slot, key: &EsKey) -> bool {
+    slots
+        .get(slot as usize)
+        .and_then(Option::as_deref)
+        .is_some_and(|e| e.key == *key)
+}
+
+/// The hash of the key of the ES in `slot` (for the key table to rehash; every slot the table
+/// holds is occupied).
+fn slot_hash(hasher: &DefaultHashBuilder, slots: &[Option<Box<EsEntry>>], slot: Slot) -> u64 {
+    slots
+        .get(slot as usize)
+        .and_then(Option::as_deref)
+        .map_or(0, |e| hasher.hash_one(&e.key))
 }
 
 /// Which ref kinds a new version of `changed` affects: itself, and for a certificate also its

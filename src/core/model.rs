@@ -182,13 +182,20 @@ impl fmt::Display for ObjectKind {
 }
 
 /// A Key Vault object name, compared case-insensitively (Key Vault names are): stored lowercase.
+/// Shared (`Arc`): the index keys its reverse map with the same allocation as the refs that name
+/// the object, and a cloned change costs a reference count, not a copy.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectName(String);
+pub struct ObjectName(std::sync::Arc<str>);
 
 impl ObjectName {
     /// Normalises `name` (trimmed, lowercased).
     pub fn new(name: &str) -> ObjectName {
-        ObjectName(name.trim().to_lowercase())
+        let name = name.trim();
+        if !name.is_ascii() || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            ObjectName(name.to_lowercase().into())
+        } else {
+            ObjectName(name.into())
+        }
     }
 
     /// The lowercase name.

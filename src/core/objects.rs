@@ -175,6 +175,25 @@ pub enum Target {
     ClusterExternalSecret(String),
 }
 
+/// A borrowed [`Target`], ordered and hashed like it (grouping triggers without copying keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum TargetRef<'a> {
+    /// [`Target::ExternalSecret`].
+    ExternalSecret(&'a EsKey),
+    /// [`Target::ClusterExternalSecret`].
+    ClusterExternalSecret(&'a str),
+}
+
+impl TargetRef<'_> {
+    /// The owned target.
+    pub(crate) fn to_target(self) -> Target {
+        match self {
+            TargetRef::ExternalSecret(key) => Target::ExternalSecret(key.clone()),
+            TargetRef::ClusterExternalSecret(name) => Target::ClusterExternalSecret(name.into()),
+        }
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -187,6 +206,24 @@ impl fmt::Display for Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borrowed_targets_order_like_targets() {
+        let a = EsKey::new("a", "x");
+        let b = EsKey::new("b", "a");
+        let refs = [
+            TargetRef::ClusterExternalSecret("z"),
+            TargetRef::ExternalSecret(&b),
+            TargetRef::ClusterExternalSecret("a"),
+            TargetRef::ExternalSecret(&a),
+        ];
+        let mut by_ref = refs.to_vec();
+        by_ref.sort();
+        let mut owned: Vec<Target> = refs.iter().map(|r| r.to_target()).collect();
+        owned.sort();
+        let by_ref: Vec<Target> = by_ref.into_iter().map(TargetRef::to_target).collect();
+        assert_eq!(by_ref, owned);
+    }
 
     #[test]
     fn store_ref_kind_defaults_to_secret_store() {

@@ -5,13 +5,14 @@
 //! Internal to the core: the index stores these parsed forms next to the raw objects.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
 use super::decide::SkipReason;
 use super::model::{ObjectKind, ObjectName, VaultId};
-use super::objects::{ExternalSecretObject, RefreshInterval, StoreKind, StoreObject, Target};
+use super::objects::{ExternalSecretObject, RefreshInterval, StoreKind, StoreObject};
 
 /// Which store a ref resolves to: a `SecretStore` in the ES's namespace, or a cluster store.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,48 +48,154 @@ impl StoreKey {
 /// A `find.name.regexp`, compiled once.
 #[derive(Clone, Debug)]
 pub(crate) struct FindRegex {
-    pub(crate) source: String,
-    /// The compiled regex, or the compile error. Compiled case-insensitively: events carry
-    /// lowercased names (Key Vault names are case-insensitive) while ESO matches the name as
-    /// listed, so matching every case variant is the faithful superset.
-    pub(crate) compiled: Result<Regex, String>,
-    /// When every match must start at the beginning of the name with one of these literals (a
-    /// start-anchored regexp such as `^db-`, case variants included): a name that starts with
-    /// none cannot match, and the regex need not run. `None`: no such cheap test.
-    prefixes: Option<Vec<Box<[u8]>>>,
+    pub(crate) source: Box<str>,
+    matcher: Matcher,
+}
+
+/// How a [`FindRegex`] tests a name. Matching is case-insensitive: events carry lowercased names
+/// (Key Vault names are case-insensitive) while ESO matches the name as listed, so matching
+/// every case variant is the faithful superset.
+#[derive(Clone, Debug)]
+enum Matcher {
+    /// The regexp does not compile (the error).
+    Invalid(Box<str>),
+    /// The regexp is a start anchor followed by fixed characters (`^app-42-`, the common form):
+    /// a name matches when it starts with them. Nothing is compiled or kept but these bytes.
+    Prefix(Box<[PrefixByte]>),
+    /// Any other regexp, compiled, with a literal prefilter when it has one.
+    Regex {
+        regex: Box<Regex>,
+        /// When every match must start at the beginning of the name with one of these literals
+        /// (a start-anchored regexp such as `^(db|app)-`, case variants included): a name that
+        /// starts with none cannot match, and the regex need not run.
+        prefixes: Option<Box<[Box<[u8]>]>>,
+    },
+}
+
+/// One position of a [`Matcher::Prefix`]: an ASCII byte, and whether its other ASCII case
+/// also matches (the case-insensitive class of a letter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PrefixByte {
+    byte: u8,
+    either_case: bool,
 }
 
 impl FindRegex {
-    /// Compiles `source` case-insensitively (see `compiled`).
+    /// Reads `source` (see [`Matcher`]).
     pub(crate) fn new(source: &str) -> FindRegex {
-        let compiled = RegexBuilder::new(source)
-            .case_insensitive(true)
-            .build()
-            .map_err(|e| e.to_string());
-        let prefixes = compiled.is_ok().then(|| anchored_prefixes(source)).flatten();
+        let matcher = match anchored_fixed_prefix(source) {
+            Some(prefix) => Matcher::Prefix(prefix),
+            None => match compile(source) {
+                Ok(regex) => Matcher::Regex {
+                    prefixes: anchored_prefixes(source),
+                    regex: Box::new(regex),
+                },
+                Err(e) => Matcher::Invalid(e.into()),
+            },
+        };
         FindRegex {
-            source: source.to_string(),
-            compiled,
-            prefixes,
+            source: source.into(),
+            matcher,
         }
     }
 
-    /// Whether the (compiled) regexp matches `name`; `None` when it did not compile.
+    /// Whether the regexp matches `name`; `None` when it did not compile.
     pub(crate) fn is_match(&self, name: &str) -> Option<bool> {
-        let re = self.compiled.as_ref().ok()?;
-        if let Some(prefixes) = &self.prefixes
-            && !prefixes.iter().any(|p| name.as_bytes().starts_with(p))
-        {
-            return Some(false);
+        match &self.matcher {
+            Matcher::Invalid(_) => None,
+            Matcher::Prefix(prefix) if name.is_ascii() => Some(
+                name.len() >= prefix.len()
+                    && prefix
+                        .iter()
+                        .zip(name.as_bytes())
+                        .all(|(p, &b)| b == p.byte || (p.either_case && b.eq_ignore_ascii_case(&p.byte))),
+            ),
+            // Not a Key Vault name (those are ASCII): Unicode case folding applies, so let the
+            // regex engine decide. Never seen in a real event; correct, not fast.
+            Matcher::Prefix(_) => compile(&self.source).ok().map(|re| re.is_match(name)),
+            Matcher::Regex { regex, prefixes } => {
+                if let Some(prefixes) = prefixes
+                    && !prefixes.iter().any(|p| name.as_bytes().starts_with(p))
+                {
+                    return Some(false);
+                }
+                Some(regex.is_match(name))
+            }
         }
-        Some(re.is_match(name))
     }
+
+    /// The compile error, when the regexp does not compile.
+    pub(crate) fn error(&self) -> Option<&str> {
+        match &self.matcher {
+            Matcher::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn compile(source: &str) -> Result<Regex, String> {
+    RegexBuilder::new(source)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// When `source` (case-insensitive) is a start anchor followed only by fixed ASCII characters
+/// and letters' case classes, those characters. The regex crate's own parser decides (so flags,
+/// escapes and groups are read as it reads them); anything else is `None`.
+fn anchored_fixed_prefix(source: &str) -> Option<Box<[PrefixByte]>> {
+    use regex_syntax::hir::{Class, HirKind, Look};
+
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(source)
+        .ok()?;
+    let HirKind::Concat(parts) = hir.kind() else {
+        return None;
+    };
+    let (first, rest) = parts.split_first()?;
+    if first.kind() != &HirKind::Look(Look::Start) || rest.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in rest {
+        match part.kind() {
+            HirKind::Literal(lit) if lit.0.is_ascii() => {
+                out.extend(lit.0.iter().map(|&byte| PrefixByte {
+                    byte,
+                    either_case: false,
+                }));
+            }
+            HirKind::Class(Class::Unicode(class)) => {
+                // Only the ASCII members matter for an ASCII name: they must be exactly one
+                // letter in both cases (non-ASCII members such as the Kelvin sign are ignored).
+                let mut ascii = class
+                    .ranges()
+                    .iter()
+                    .filter(|r| r.start().is_ascii())
+                    .flat_map(|r| r.start()..=r.end().min('\x7f'));
+                let (Some(a), Some(b), None) = (ascii.next(), ascii.next(), ascii.next()) else {
+                    return None;
+                };
+                if !(a.is_ascii_uppercase() && b == a.to_ascii_lowercase()) {
+                    return None;
+                }
+                out.push(PrefixByte {
+                    byte: b as u8,
+                    either_case: true,
+                });
+            }
+            _ => return None,
+        }
+    }
+    Some(out.into())
 }
 
 /// The literals every match of `source` (case-insensitive) starts with, when every match also
 /// starts at the beginning of the haystack: then a haystack that starts with none of them has no
 /// match. `None` when that cannot be said cheaply (unanchored, too many variants, empty prefix).
-fn anchored_prefixes(source: &str) -> Option<Vec<Box<[u8]>>> {
+fn anchored_prefixes(source: &str) -> Option<Box<[Box<[u8]>]>> {
     use regex_syntax::hir::Look;
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
@@ -118,63 +225,112 @@ pub(crate) enum Selector {
         kind: ObjectKind,
         name: ObjectName,
         /// `Some(v)` when `version` is non-empty: pinned.
-        version: Option<String>,
+        version: Option<Box<str>>,
     },
     /// `dataFrom[].find`: secrets of the store's vault, filtered by name regexp and tags (AND).
-    Find { regexp: Option<FindRegex> },
+    Find {
+        regexp: Option<Box<FindRegex>>,
+        /// `find.tags` is set (tags cannot be evaluated from an event).
+        tags: bool,
+    },
     /// ESO would error on this ref (unknown prefix, `cert/`/`key/` in `extract`, empty key).
     Unreadable,
+}
+
+/// Where a ref sits in the ES's spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// `data[i].remoteRef`.
+    Data(u32),
+    /// `dataFrom[i].extract`.
+    Extract(u32),
+    /// `dataFrom[i].find`.
+    Find(u32),
 }
 
 /// One ref of an ES: where it is, which store it uses, what it reads.
 #[derive(Clone, Debug)]
 pub(crate) struct ReadItem {
-    /// `data[1].remoteRef.key=secret/db`, `dataFrom[0].find.name.regexp=^db`, …
-    pub(crate) how: String,
-    /// `None` when no store is named at all.
-    pub(crate) store: Option<StoreKey>,
+    origin: Origin,
+    /// The `key` as written (`data`/`extract`; empty for `find`), for [`ReadItem::how`].
+    written: Box<str>,
+    /// `None` when no store is named at all. Shared: an ES's refs mostly name one store, and
+    /// the index hands every ES naming a store the same key.
+    pub(crate) store: Option<Arc<StoreKey>>,
     pub(crate) selector: Selector,
+}
+
+impl ReadItem {
+    /// `data[1].remoteRef.key=secret/db`, `dataFrom[0].find.name.regexp=^db`, …: where the ref
+    /// is and what it says (for explanations; built on demand, not stored).
+    pub(crate) fn how(&self) -> String {
+        match (self.origin, &self.selector) {
+            (Origin::Data(i), _) => format!("data[{i}].remoteRef.key={}", self.written),
+            (Origin::Extract(i), _) => format!("dataFrom[{i}].extract.key={}", self.written),
+            (Origin::Find(i), Selector::Find { regexp, tags }) => match (regexp, tags) {
+                (Some(r), false) => format!("dataFrom[{i}].find.name.regexp={}", r.source),
+                (Some(r), true) => format!(
+                    "dataFrom[{i}].find.name.regexp={} and find.tags (tags cannot be evaluated from an event)",
+                    r.source
+                ),
+                (None, true) => {
+                    format!("dataFrom[{i}].find.tags (cannot be evaluated from an event)")
+                }
+                (None, false) => format!("dataFrom[{i}].find (all secrets of the vault)"),
+            },
+            (Origin::Find(i), _) => format!("dataFrom[{i}].find"),
+        }
+    }
 }
 
 /// An ES as the index needs it.
 #[derive(Clone, Debug)]
 pub(crate) struct ParsedEs {
-    pub(crate) items: Vec<ReadItem>,
-    /// What gets patched for this ES.
-    pub(crate) target: Target,
+    pub(crate) items: Box<[ReadItem]>,
+    /// The ClusterExternalSecret to patch instead of the ES (its controller), if any.
+    pub(crate) parent: Option<Box<str>>,
     /// Why ESO would ignore a trigger whatever it reads (refresh policy / interval).
-    pub(crate) policy_skip: Option<SkipReason>,
+    pub(crate) policy_skip: Option<Box<SkipReason>>,
 }
 
 /// Parses an ES (also a CES child: it has the CES's `externalSecretSpec`).
 pub(crate) fn parse_es(es: &ExternalSecretObject) -> ParsedEs {
     let namespace = es.meta.namespace.as_deref().unwrap_or("");
     let spec = &es.spec;
-    let default_store = store_ref(spec.get("secretStoreRef"), namespace);
-    let mut items = Vec::new();
+    let default_store = store_ref(spec.get("secretStoreRef"), namespace).map(Arc::new);
+    let data = array(spec.get("data"));
+    let data_from = array(spec.get("dataFrom"));
+    let mut items = Vec::with_capacity(data.len() + data_from.len());
+    let store_of = |d: &Value| {
+        item_store(d, namespace)
+            .map(Arc::new)
+            .or_else(|| default_store.clone())
+    };
 
-    for (i, d) in array(spec.get("data")).iter().enumerate() {
-        let store = item_store(d, namespace).or_else(|| default_store.clone());
+    for (i, d) in (0u32..).zip(data) {
         let remote = d.get("remoteRef");
         let key = str_at(remote, "key");
-        let how = format!("data[{i}].remoteRef.key={key}");
-        let selector = object_selector(key, str_at(remote, "version"), false);
-        items.push(ReadItem { how, store, selector });
+        items.push(ReadItem {
+            origin: Origin::Data(i),
+            written: key.into(),
+            store: store_of(d),
+            selector: object_selector(key, str_at(remote, "version"), false),
+        });
     }
 
-    for (i, d) in array(spec.get("dataFrom")).iter().enumerate() {
+    for (i, d) in (0u32..).zip(data_from) {
         if d.get("sourceRef")
             .and_then(|s| s.get("generatorRef"))
             .is_some_and(|g| !g.is_null())
         {
             continue; // a generator, not the store
         }
-        let store = item_store(d, namespace).or_else(|| default_store.clone());
         if let Some(extract) = d.get("extract").filter(|v| v.is_object()) {
             let key = str_at(Some(extract), "key");
             items.push(ReadItem {
-                how: format!("dataFrom[{i}].extract.key={key}"),
-                store,
+                origin: Origin::Extract(i),
+                written: key.into(),
+                store: store_of(d),
                 selector: object_selector(key, str_at(Some(extract), "version"), true),
             });
         } else if let Some(find) = d.get("find").filter(|v| v.is_object()) {
@@ -184,41 +340,29 @@ pub(crate) fn parse_es(es: &ExternalSecretObject) -> ParsedEs {
                 .and_then(|n| n.get("regexp"))
                 .and_then(Value::as_str)
                 .filter(|r| !r.is_empty())
-                .map(FindRegex::new);
-            let no_tags = find
+                .map(|r| Box::new(FindRegex::new(r)));
+            let tags = find
                 .get("tags")
                 .and_then(Value::as_object)
-                .is_none_or(|t| t.is_empty());
-            let how = match (&regexp, no_tags) {
-                (Some(r), true) => format!("dataFrom[{i}].find.name.regexp={}", r.source),
-                (Some(r), false) => format!(
-                    "dataFrom[{i}].find.name.regexp={} and find.tags (tags cannot be evaluated from an event)",
-                    r.source
-                ),
-                (None, false) => {
-                    format!("dataFrom[{i}].find.tags (cannot be evaluated from an event)")
-                }
-                (None, true) => format!("dataFrom[{i}].find (all secrets of the vault)"),
-            };
+                .is_some_and(|t| !t.is_empty());
             items.push(ReadItem {
-                how,
-                store,
-                selector: Selector::Find { regexp },
+                origin: Origin::Find(i),
+                written: "".into(),
+                store: store_of(d),
+                selector: Selector::Find { regexp, tags },
             });
         }
     }
 
-    let target = match &es.meta.controller {
-        Some(owner) if owner.kind == "ClusterExternalSecret" => {
-            Target::ClusterExternalSecret(owner.name.clone())
-        }
-        _ => Target::ExternalSecret(es.key()),
+    let parent = match &es.meta.controller {
+        Some(owner) if owner.kind == "ClusterExternalSecret" => Some(owner.name.as_str().into()),
+        _ => None,
     };
 
     ParsedEs {
-        items,
-        target,
-        policy_skip: policy_skip(es),
+        items: items.into(),
+        parent,
+        policy_skip: policy_skip(es).map(Box::new),
     }
 }
 
@@ -260,7 +404,7 @@ fn object_selector(key: &str, version: &str, extract: bool) -> Selector {
     Selector::Object {
         kind,
         name: ObjectName::new(name),
-        version: (!version.is_empty()).then(|| version.to_string()),
+        version: (!version.is_empty()).then(|| version.into()),
     }
 }
 
@@ -532,7 +676,7 @@ mod tests {
         // Version pins.
         assert!(matches!(
             object_selector("db", "abc", false),
-            Selector::Object { version: Some(v), .. } if v == "abc"
+            Selector::Object { version: Some(v), .. } if &*v == "abc"
         ));
     }
 
@@ -632,17 +776,36 @@ mod tests {
     /// starts at the beginning with one of its literals, and never changes an answer.
     #[test]
     fn find_prefixes_are_a_safe_shortcut() {
-        assert!(FindRegex::new("^db-").prefixes.is_some());
-        assert!(FindRegex::new(r"\Aapp-(a|b)").prefixes.is_some());
-        for unanchored in ["db-", "(?m)^db", "^a|b", "^.*x", "^", "(?:^a)?b"] {
-            assert!(FindRegex::new(unanchored).prefixes.is_none(), "{unanchored}");
+        fn shortcut(f: &FindRegex) -> &'static str {
+            match &f.matcher {
+                Matcher::Invalid(_) => "invalid",
+                Matcher::Prefix(_) => "prefix",
+                Matcher::Regex {
+                    prefixes: Some(_), ..
+                } => "prefilter",
+                Matcher::Regex { .. } => "regex",
+            }
         }
-        assert!(FindRegex::new("^(").prefixes.is_none());
+        for fixed in ["^db-", "^app-000123-", "(?-i)^Db", "^k", r"\Ax\.y", "^ſ"] {
+            assert_eq!(shortcut(&FindRegex::new(fixed)), "prefix", "{fixed}");
+        }
+        assert_eq!(shortcut(&FindRegex::new(r"\Aapp-(a|b)")), "prefilter");
+        assert_eq!(shortcut(&FindRegex::new("^(prod|stag)-[a-z]+$")), "prefilter");
+        assert_eq!(shortcut(&FindRegex::new("^[a-c]x")), "prefilter");
+        for unanchored in ["db-", "(?m)^db", "^a|b", "^.*x", "^", "(?:^a)?b"] {
+            assert_eq!(shortcut(&FindRegex::new(unanchored)), "regex", "{unanchored}");
+        }
+        assert_eq!(shortcut(&FindRegex::new("^(")), "invalid");
+        assert_eq!(
+            FindRegex::new("^(").error().map(|e| e.contains("unclosed")),
+            Some(true)
+        );
         let patterns = [
             "^db-",
             "^DB-",
             "^app-000123-",
             r"\Aapp-(a|b)",
+            r"\Ax\.y",
             "^(prod|stag)-[a-z]+$",
             "^k",
             "^s",
@@ -678,6 +841,9 @@ mod tests {
             "a",
             "",
             "Db",
+            "x.y",
+            "x-y",
+            "X.Y",
         ];
         for p in patterns {
             let f = FindRegex::new(p);
@@ -693,8 +859,8 @@ mod tests {
         /// Random start-anchored patterns over a small alphabet: the shortcut agrees with the regex.
         #[test]
         fn find_prefix_shortcut_agrees_with_the_regex(
-            body in "[abAB.|()?*+-]{0,8}",
-            names in proptest::collection::vec("[abAB-]{0,6}", 1..8),
+            body in "[abksAB.|()?*+-]{0,8}",
+            names in proptest::collection::vec("[abksABKS\u{17F}\u{212A}-]{0,6}", 1..8),
         ) {
             let p = format!("^{body}");
             let f = FindRegex::new(&p);
