@@ -22,6 +22,12 @@ pub struct Cli {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Tokio worker threads. kvsync mostly waits on the network (a one-event delivery costs
+    /// microseconds of CPU against milliseconds of PATCH), so one is the default: each extra thread
+    /// adds idle memory (glibc gives every thread that allocates its own malloc arena). Raise it to
+    /// parse several large batches (thousands of events) at once.
+    #[arg(long, env = "KVSYNC_WORKER_THREADS", default_value = "1", global = true)]
+    pub worker_threads: std::num::NonZeroUsize,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

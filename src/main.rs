@@ -12,11 +12,19 @@ use kvsync::metrics::Metrics;
 use kvsync::readiness::Readiness;
 use kvsync::service;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     kvsync::telemetry::init(cli.log_format);
-    match cli.command {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads.get())
+        .enable_all()
+        .build()
+        .context("tokio runtime")?
+        .block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => serve(args).await,
         Command::Functions(args) => functions(args).await,
         Command::Demo(args) => kvsync::demo::run(args).await.context("demo"),
