@@ -8,7 +8,8 @@
 //! Maps kept:
 //! - `by_object`: `ObjectRef → ESs` with an `data[]`/`dataFrom[].extract` ref to that object
 //!   (pinned refs included; the decision reports them);
-//! - `finders`: `VaultId → ESs` with a `dataFrom[].find` on that vault;
+//! - `finders`: `VaultId → ESs` with a `dataFrom[].find` on that vault, each with the fixed start
+//!   ([`Head`]) of the names it can match, tested before the ES is read;
 //! - `store_dependents`: store → ESs that name it (whether or not the store exists yet).
 //!
 //! Memory: each ES is stored once, in a slot; the reverse maps hold slot numbers (`u32`), not
@@ -178,7 +179,8 @@ impl EsEntry {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Contribution<'a> {
     objects: Vec<ObjectRef>,
-    find_vaults: Vec<&'a VaultId>,
+    /// Per vault, what every name the ES's `find` refs on it can match starts with.
+    find_vaults: Vec<(&'a VaultId, Head)>,
     stores: Vec<&'a Arc<StoreKey>>,
     /// Names read through a store that is missing or has an unusable `vaultUrl` (for explain).
     unresolved: Vec<&'a ObjectName>,
@@ -198,8 +200,8 @@ impl<'a> Contribution<'a> {
                         name: name.clone(),
                     });
                 }
-                (Resolved::Vault(vault), Selector::Find { .. }) => {
-                    c.find_vaults.push(vault);
+                (Resolved::Vault(vault), selector @ Selector::Find { .. }) => {
+                    c.find_vaults.push((vault, Head::of(selector)));
                 }
                 (Resolved::Unresolved, Selector::Object { name, .. }) => {
                     c.unresolved.push(name);
@@ -210,7 +212,14 @@ impl<'a> Contribution<'a> {
         c.objects.sort_unstable();
         c.objects.dedup();
         c.find_vaults.sort_unstable();
-        c.find_vaults.dedup();
+        // Several finds on one vault: a name must fit one of them, so only their common start
+        // is required.
+        c.find_vaults.dedup_by(|later, kept| {
+            later.0 == kept.0 && {
+                kept.1 = kept.1.common(&later.1);
+                true
+            }
+        });
         c.stores.sort_unstable();
         c.stores.dedup();
         c.unresolved.sort_unstable();
@@ -246,6 +255,97 @@ impl KeySet {
 
     fn iter(&self) -> impl Iterator<Item = Slot> + '_ {
         self.0.iter().copied()
+    }
+}
+
+/// What every name a set of `find` refs can match starts with: up to 8 lowercase ASCII bytes,
+/// compared with the name's bytes lowercased. Empty: no such test (any name may match).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Head {
+    len: u8,
+    bytes: [u8; 8],
+}
+
+impl Head {
+    /// The head of one `find` ref (empty for a tag-only or match-all find).
+    fn of(selector: &Selector) -> Head {
+        let mut head = Head::default();
+        if let Selector::Find {
+            regexp: Some(regexp), ..
+        } = selector
+        {
+            for (slot, byte) in head.bytes.iter_mut().zip(regexp.fixed_head()) {
+                *slot = byte;
+                head.len += 1;
+            }
+        }
+        head
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The longest start both require.
+    fn common(&self, other: &Head) -> Head {
+        let same = self
+            .as_bytes()
+            .iter()
+            .zip(other.as_bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut head = Head::default();
+        for (slot, byte) in head.bytes.iter_mut().zip(self.as_bytes()).take(same) {
+            *slot = *byte;
+            head.len += 1;
+        }
+        head
+    }
+
+    /// Whether a name starting otherwise is ruled out. Names that are not ASCII are never ruled
+    /// out (Unicode case folding is the regex's business).
+    fn admits(&self, name: &str) -> bool {
+        let head = self.as_bytes();
+        !name.is_ascii()
+            || name
+                .as_bytes()
+                .get(..head.len())
+                .is_some_and(|start| start.iter().zip(head).all(|(n, h)| n.to_ascii_lowercase() == *h))
+    }
+}
+
+/// The `find` readers of one vault: sorted by slot, each with its [`Head`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct FinderSet(Vec<(Slot, Head)>);
+
+impl FinderSet {
+    fn insert(&mut self, slot: Slot, head: Head) {
+        match self.0.binary_search_by_key(&slot, |&(s, _)| s) {
+            Ok(at) => {
+                if let Some(e) = self.0.get_mut(at) {
+                    e.1 = head;
+                }
+            }
+            Err(at) => self.0.insert(at, (slot, head)),
+        }
+    }
+
+    fn remove(&mut self, slot: Slot) {
+        if let Ok(at) = self.0.binary_search_by_key(&slot, |&(s, _)| s) {
+            self.0.remove(at);
+        }
+    }
+
+    fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.0.iter().map(|&(s, _)| s)
+    }
+
+    /// The readers whose finds may match `name`.
+    fn admitting<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Slot> + 'a {
+        self.0
+            .iter()
+            .filter(move |(_, h)| h.admits(name))
+            .map(|&(s, _)| s)
     }
 }
 
@@ -302,7 +402,7 @@ pub struct Index {
     by_object: HashMap<ObjectRef, KeySet>,
     /// Per vault, how many distinct objects of each kind (`ObjectKind::index`) `by_object` holds.
     kinds_by_vault: HashMap<VaultId, [u32; 3]>,
-    finders: BTreeMap<VaultId, KeySet>,
+    finders: HashMap<VaultId, FinderSet>,
     unresolved: BTreeMap<ObjectName, KeySet>,
 }
 
@@ -544,7 +644,7 @@ impl Index {
             find_readers: self
                 .finders
                 .values()
-                .flat_map(KeySet::iter)
+                .flat_map(FinderSet::slots)
                 .collect::<BTreeSet<_>>()
                 .len(),
             vaults: self.vaults().len(),
@@ -573,7 +673,7 @@ impl Index {
         if find_reads(object.kind)
             && let Some(set) = self.finders.get(&object.vault)
         {
-            slots.extend(set.iter());
+            slots.extend(set.admitting(object.name.as_str()));
         }
         slots.sort_unstable();
         slots.dedup();
@@ -710,8 +810,8 @@ impl Index {
             }
             set.insert(slot);
         }
-        for v in c.find_vaults {
-            self.finders.entry(v.clone()).or_default().insert(slot);
+        for (v, head) in c.find_vaults {
+            self.finders.entry(v.clone()).or_default().insert(slot, head);
         }
         for s in c.stores {
             self.store_dependents
@@ -753,8 +853,13 @@ impl Index {
                 }
             }
         }
-        for v in c.find_vaults {
-            remove(&mut self.finders, v, slot);
+        for (v, _) in c.find_vaults {
+            if let Some(set) = self.finders.get_mut(v) {
+                set.remove(slot);
+                if set.0.is_empty() {
+                    self.finders.remove(v);
+                }
+            }
         }
         for s in c.stores {
             remove(&mut self.store_dependents, s, slot);
@@ -781,6 +886,14 @@ impl Index {
             counts.entry(o.vault.clone()).or_default()[kind_slot(o.kind)] += 1;
         }
         assert_eq!(counts, self.kinds_by_vault);
+        // Each finder's head is the one its refs give now.
+        for (vault, set) in &self.finders {
+            for &(slot, head) in &set.0 {
+                let entry = self.slot(slot).expect("a finder's slot is occupied");
+                let c = Contribution::of(&entry.parsed, &entry.resolved);
+                assert!(c.find_vaults.contains(&(vault, head)), "{vault}: {head:?}");
+            }
+        }
         (
             self.sets(
                 &self
@@ -789,7 +902,13 @@ impl Index {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
-            self.sets(&self.finders),
+            self.sets(
+                &self
+                    .finders
+                    .iter()
+                    .map(|(k, v)| (k.clone(), KeySet(v.slots().collect())))
+                    .collect(),
+            ),
             self.sets(
                 &self
                     .store_dependents
@@ -853,4 +972,69 @@ fn kind_slot(kind: ObjectKind) -> usize {
 /// `find` lists secrets only; a certificate's backing secret is listed among them.
 fn find_reads(changed: ObjectKind) -> bool {
     matches!(changed, ObjectKind::Secret | ObjectKind::Certificate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::spec::FindRegex;
+
+    fn find(regexp: &str) -> Selector {
+        Selector::Find {
+            regexp: Some(Box::new(FindRegex::new(regexp))),
+            tags: false,
+        }
+    }
+
+    #[test]
+    fn heads_hold_the_fixed_start_of_anchored_finds() {
+        let head = |r: &str| Head::of(&find(r));
+        assert_eq!(head("^App-4-").as_bytes(), b"app-4-");
+        assert_eq!(head("^payments-database-").as_bytes(), b"payments");
+        assert_eq!(
+            head("(?-i)^ab-Cd").as_bytes(),
+            b"",
+            "an exact-case letter ends the head"
+        );
+        assert_eq!(head("^12-(?-i)X").as_bytes(), b"12-");
+        for none in ["app", "^(a|b)", "^", "^(", "(?m)^db"] {
+            assert_eq!(head(none), Head::default(), "{none}");
+        }
+        let all = Selector::Find {
+            regexp: None,
+            tags: true,
+        };
+        assert_eq!(Head::of(&all), Head::default());
+        assert_eq!(head("^app-1").common(&head("^app-2")).as_bytes(), b"app-");
+        assert_eq!(head("^app").common(&Head::default()), Head::default());
+
+        let h = head("^db-");
+        assert!(h.admits("db-1") && h.admits("DB-1"));
+        assert!(!h.admits("d") && !h.admits("xdb-1"));
+        assert!(h.admits("\u{17F}db"), "non-ASCII names are left to the regex");
+        assert!(Head::default().admits("anything"));
+    }
+
+    proptest::proptest! {
+        /// A head never rules out a name its find matches (or cannot evaluate).
+        #[test]
+        fn a_head_never_rules_out_a_match(
+            body in "[abksAB.|()?*+^-]{0,8}",
+            anchor in proptest::bool::ANY,
+            names in proptest::collection::vec("[abksABKS\u{17F}\u{212A}-]{0,6}", 1..8),
+        ) {
+            let source = if anchor { format!("^{body}") } else { body };
+            let selector = find(&source);
+            let Selector::Find { regexp: Some(regexp), .. } = &selector else {
+                unreachable!()
+            };
+            let head = Head::of(&selector);
+            for n in &names {
+                let name = ObjectName::new(n);
+                if regexp.is_match(name.as_str()) != Some(false) {
+                    proptest::prop_assert!(head.admits(name.as_str()), "{} on {}", source, n);
+                }
+            }
+        }
+    }
 }

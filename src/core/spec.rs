@@ -124,6 +124,20 @@ impl FindRegex {
         }
     }
 
+    /// The bytes (lowercase ASCII) every ASCII name this regexp matches starts with, ignoring
+    /// ASCII case; empty when there is no such cheap test (any regexp but fixed anchored text,
+    /// or one that does not compile).
+    pub(crate) fn fixed_head(&self) -> impl Iterator<Item = u8> + '_ {
+        let prefix: &[PrefixByte] = match &self.matcher {
+            Matcher::Prefix(prefix) => prefix,
+            _ => &[],
+        };
+        prefix
+            .iter()
+            .take_while(|p| p.either_case || !p.byte.is_ascii_alphabetic())
+            .map(|p| p.byte.to_ascii_lowercase())
+    }
+
     /// The compile error, when the regexp does not compile.
     pub(crate) fn error(&self) -> Option<&str> {
         match &self.matcher {

@@ -1076,7 +1076,9 @@ mod incremental {
             .collect();
         let mut spec = json!({"secretStoreRef": store_ref(slot % 4), "data": data});
         if let Some(f) = find {
-            spec["dataFrom"] = json!([{"find": {"name": {"regexp": "x"}},
+            // Unanchored, and anchored fixed text (the finder lists' heads).
+            let regexp = ["x", "^X", "^y-"][(f / 4) % 3];
+            spec["dataFrom"] = json!([{"find": {"name": {"regexp": regexp}},
                 "sourceRef": {"storeRef": store_ref(f % 4)}}]);
         }
         es(ns, &name, spec)
@@ -1089,7 +1091,7 @@ mod incremental {
             3 => (
                 0..6usize,
                 prop::collection::vec((0..6usize, 0..6usize, any::<bool>()), 0..4),
-                prop::option::of(0..4usize)
+                prop::option::of(0..12usize)
             )
                 .prop_map(|(slot, items, find)| Op::ApplyEs { slot, items, find }),
             1 => (0..6usize).prop_map(|slot| Op::DeleteEs { slot }),
@@ -1100,7 +1102,7 @@ mod incremental {
         let mut out = Vec::new();
         for v in ["kv1", "kv2"] {
             for kind in [ObjectKind::Secret, ObjectKind::Certificate, ObjectKind::Key] {
-                for name in ["x", "y", "z"] {
+                for name in ["x", "y", "z", "y-1", "x-y"] {
                     out.push(new_version(v, kind, name, "v2"));
                 }
             }
@@ -1151,6 +1153,20 @@ mod incremental {
             prop_assert_eq!(ix.reverse_maps(), ess_first.reverse_maps());
             prop_assert_eq!(ix.stats(), stores_first.stats());
             let changes = probe_changes();
+            // The reverse maps (finder heads included) never leave out an ES that reads a
+            // changed object: checked against every ES.
+            for c in &changes {
+                let candidates = ix.candidates(&c.object);
+                for key in ix.external_secret_keys() {
+                    let entry = ix.entry(&key).unwrap();
+                    if !ix.item_matches(entry, &c.object).is_empty() {
+                        prop_assert!(
+                            candidates.iter().any(|e| e.key == key),
+                            "{} misses {}", c.object, key
+                        );
+                    }
+                }
+            }
             prop_assert_eq!(
                 plan(&ix, &changes, &NoNamespaceLabels),
                 plan(&stores_first, &changes, &NoNamespaceLabels)
