@@ -219,7 +219,7 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
     let mut labels = LabelCache::new(namespaces);
     // Per target, borrowed until the end: its causes (in change order) and the ESs reading them.
     let mut groups: hashbrown::HashMap<TargetRef<'_>, (Vec<&VaultChange>, Vec<&EsKey>)> =
-        hashbrown::HashMap::default();
+        hashbrown::HashMap::with_capacity_and_hasher(changes.len(), Default::default());
     let mut skipped: Vec<(&EsKey, &ObjectRef, SkipReason)> = Vec::new();
 
     for &change in &changes {
@@ -333,32 +333,32 @@ pub fn explain(index: &Index, object: &ObjectRef, namespaces: &dyn NamespaceLabe
 /// sorted, deduplicated `(vault, kind, name, version)` of the causes. Same set ⇒ same value
 /// (a redelivered event patches nothing new); no secret material; 19 characters.
 pub fn trigger_value(causes: &[VaultChange]) -> String {
-    let mut keys: Vec<(&str, &str, &str, &str)> = causes
-        .iter()
-        .map(|c| {
-            (
-                c.object.vault.as_str(),
-                c.object.kind.as_str(),
-                c.object.name.as_str(),
-                c.version.as_deref().unwrap_or(""),
-            )
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
+    fn key(c: &VaultChange) -> [&str; 4] {
+        [
+            c.object.vault.as_str(),
+            c.object.kind.as_str(),
+            c.object.name.as_str(),
+            c.version.as_deref().unwrap_or(""),
+        ]
+    }
     let mut hasher = Sha3_256::new();
-    for (vault, kind, name, version) in keys {
-        for field in [vault, kind, name, version] {
+    let mut hash = |fields: [&str; 4]| {
+        for field in fields {
             hasher.update(field.as_bytes());
             hasher.update([0x1f]);
         }
         hasher.update([0x1e]);
+    };
+    if let [one] = causes {
+        hash(key(one));
+    } else {
+        let mut keys: Vec<[&str; 4]> = causes.iter().map(key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter().for_each(hash);
     }
     let digest = hasher.finalize();
-    let mut value = String::with_capacity(19);
-    value.push_str("kv-");
-    value.push_str(&hex::encode(&digest[..8]));
-    value
+    format!("kv-{}", hex::encode(&digest[..8]))
 }
 
 fn change_order(c: &VaultChange) -> (&ObjectRef, &Option<String>, ChangeKind) {

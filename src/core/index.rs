@@ -258,12 +258,13 @@ impl KeySet {
     }
 }
 
-/// What every name a set of `find` refs can match starts with: up to 8 lowercase ASCII bytes,
-/// compared with the name's bytes lowercased. Empty: no such test (any name may match).
+/// What every name a set of `find` refs can match starts with: up to 15 lowercase ASCII bytes
+/// (16 bytes in all: names such as `app-000123-` differ late), compared with the name's bytes
+/// lowercased. Empty: no such test (any name may match).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Head {
     len: u8,
-    bytes: [u8; 8],
+    bytes: [u8; 15],
 }
 
 impl Head {
@@ -990,7 +991,7 @@ mod tests {
     fn heads_hold_the_fixed_start_of_anchored_finds() {
         let head = |r: &str| Head::of(&find(r));
         assert_eq!(head("^App-4-").as_bytes(), b"app-4-");
-        assert_eq!(head("^payments-database-").as_bytes(), b"payments");
+        assert_eq!(head("^payments-database-").as_bytes(), b"payments-databa");
         assert_eq!(
             head("(?-i)^ab-Cd").as_bytes(),
             b"",

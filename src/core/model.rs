@@ -59,8 +59,26 @@ pub enum VaultIdError {
 /// equal; scheme, case, trailing slash, path and default port do not matter.
 ///
 /// Shared (`Arc<str>`): the index keeps one per ref, and clones of a store's vault share it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Comparing two clones of one value skips the text (the events of one delivery share their
+/// vault, so sorting a batch mostly compares pointers).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VaultId(std::sync::Arc<str>);
+
+impl Ord for VaultId {
+    fn cmp(&self, other: &VaultId) -> std::cmp::Ordering {
+        if std::sync::Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl PartialOrd for VaultId {
+    fn partial_cmp(&self, other: &VaultId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl VaultId {
     /// From a URL such as a store's `vaultUrl` or an event's `data.Id`.
