@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use sha3::{Digest, Sha3_256};
+use smallvec::SmallVec;
 
 use super::index::{EsEntry, Index, Outcome};
 use super::model::{ChangeKind, ObjectRef, VaultChange};
@@ -218,7 +219,9 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
 
     let mut labels = LabelCache::new(namespaces);
     // Per target, borrowed until the end: its causes (in change order) and the ESs reading them.
-    let mut groups: hashbrown::HashMap<TargetRef<'_>, (Vec<&VaultChange>, Vec<&EsKey>)> =
+    // Inline: a target almost always has one cause and one reader.
+    type Group<'a> = (SmallVec<[&'a VaultChange; 1]>, SmallVec<[&'a EsKey; 1]>);
+    let mut groups: hashbrown::HashMap<TargetRef<'_>, Group<'_>> =
         hashbrown::HashMap::with_capacity_and_hasher(changes.len(), Default::default());
     let mut skipped: Vec<(&EsKey, &ObjectRef, SkipReason)> = Vec::new();
 
@@ -358,7 +361,14 @@ pub fn trigger_value(causes: &[VaultChange]) -> String {
         keys.into_iter().for_each(hash);
     }
     let digest = hasher.finalize();
-    format!("kv-{}", hex::encode(&digest[..8]))
+    let mut value = String::with_capacity(19);
+    value.push_str("kv-");
+    for byte in &digest[..8] {
+        for nibble in [byte >> 4, byte & 0x0f] {
+            value.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    value
 }
 
 fn change_order(c: &VaultChange) -> (&ObjectRef, &Option<String>, ChangeKind) {

@@ -711,6 +711,24 @@ fn plan_groups_changes_per_target_with_a_deterministic_value() {
         trigger_value(&[new_version("kv1", ObjectKind::Secret, "a", "v2")])
     );
     assert_eq!(p.triggers[1].value, trigger_value(&[cb]));
+    // The formula is pinned (values are written into clusters: an upgrade must not re-trigger
+    // every ES): SHA3-256 over the fields, each ended by 0x1f, each cause by 0x1e.
+    use sha3::Digest;
+    let mut h = sha3::Sha3_256::new();
+    for field in [
+        ca.object.vault.as_str(),
+        "secret",
+        ca.object.name.as_str(),
+        ca.version.as_deref().unwrap(),
+    ] {
+        h.update(field.as_bytes());
+        h.update([0x1f]);
+    }
+    h.update([0x1e]);
+    assert_eq!(
+        trigger_value(std::slice::from_ref(&ca)),
+        format!("kv-{}", hex::encode(&h.finalize()[..8]))
+    );
 }
 
 #[test]
