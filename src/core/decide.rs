@@ -214,7 +214,8 @@ pub struct Explanation {
 /// children match), with a value deterministic in the set of causes.
 pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLabels) -> Plan {
     let mut changes: Vec<&VaultChange> = changes.iter().collect();
-    changes.sort_by(|a, b| change_order(a).cmp(&change_order(b)));
+    // Unstable is enough: changes equal in this order are equal in every field.
+    changes.sort_unstable_by(|a, b| change_order(a).cmp(&change_order(b)));
     changes.dedup();
 
     let mut labels = LabelCache::new(namespaces);
