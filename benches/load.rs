@@ -559,7 +559,7 @@ fn delivery(i: usize, version: u64) -> Delivery {
             kind: ObjectKind::Secret,
             name: ObjectName::new(&name),
         },
-        version: Some(version),
+        version: Some(version.into()),
         kind: ChangeKind::NewVersion,
     };
     Delivery {

@@ -71,7 +71,7 @@ fn change(version: &str) -> VaultChange {
             kind: ObjectKind::Secret,
             name: ObjectName::new("db-password"),
         },
-        version: Some(version.to_string()),
+        version: Some(version.into()),
         kind: ChangeKind::NewVersion,
     }
 }

@@ -362,7 +362,7 @@ async fn a_compacted_watch_resume_relists_and_drops_objects_deleted_during_the_o
                 .unwrap()
                 .external_secret_keys()
                 .iter()
-                .map(|e| e.name.clone())
+                .map(|e| e.name.to_string())
                 .collect();
             keys == ["keep"]
         }

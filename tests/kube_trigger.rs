@@ -274,7 +274,7 @@ async fn cluster_external_secret_children_are_triggered_through_the_parent() {
                 .unwrap()
                 .external_secret_keys()
                 .iter()
-                .any(|e| e.namespace == ns)
+                .any(|e| *e.namespace == *ns)
         }
     })
     .await;
@@ -454,7 +454,7 @@ async fn watches_recover_after_an_api_server_restart() {
                 .unwrap()
                 .external_secret_keys()
                 .iter()
-                .map(|e| e.name.clone())
+                .map(|e| e.name.to_string())
                 .collect();
             keys == vec!["after".to_string()]
         }

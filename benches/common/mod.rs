@@ -274,7 +274,7 @@ pub fn changes(count: usize, n: usize) -> Vec<kvsync::core::model::VaultChange> 
                     kind: ObjectKind::Secret,
                     name: ObjectName::new(&name),
                 },
-                version: Some(format!("{j:032x}")),
+                version: Some(format!("{j:032x}").into()),
                 kind: ChangeKind::NewVersion,
             }
         })

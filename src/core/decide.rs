@@ -372,8 +372,8 @@ pub fn trigger_value(causes: &[VaultChange]) -> String {
     value
 }
 
-fn change_order(c: &VaultChange) -> (&ObjectRef, &Option<String>, ChangeKind) {
-    (&c.object, &c.version, c.kind)
+fn change_order(c: &VaultChange) -> (&ObjectRef, Option<&str>, ChangeKind) {
+    (&c.object, c.version.as_deref(), c.kind)
 }
 
 /// What a new version (or other change) of one object means for one ES.
@@ -433,7 +433,7 @@ fn evaluate(
     if let Some(reason) = &entry.parsed.policy_skip {
         return Some(Verdict::Skip((**reason).clone(), all_how()));
     }
-    let namespace = entry.key.namespace.as_str();
+    let namespace: &str = &entry.key.namespace;
     let mut effective = Vec::new();
     let mut reads = false;
     let mut first_block = None;

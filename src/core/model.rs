@@ -272,8 +272,9 @@ impl ChangeKind {
 pub struct VaultChange {
     /// The object that changed.
     pub object: ObjectRef,
-    /// The object version the change is about, when known (events carry it).
-    pub version: Option<String>,
+    /// The object version the change is about, when known (events carry it). Shared: a change
+    /// is copied into every trigger it causes.
+    pub version: Option<std::sync::Arc<str>>,
     /// What happened.
     pub kind: ChangeKind,
 }

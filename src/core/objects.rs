@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -116,10 +117,10 @@ pub struct ExternalSecretObject {
 impl ExternalSecretObject {
     /// The ES's key (`namespace/name`; an absent namespace is `""`).
     pub fn key(&self) -> EsKey {
-        EsKey {
-            namespace: self.meta.namespace.clone().unwrap_or_default(),
-            name: self.meta.name.clone(),
-        }
+        EsKey::new(
+            self.meta.namespace.as_deref().unwrap_or_default(),
+            self.meta.name.as_str(),
+        )
     }
 
     /// `status.syncedResourceVersion` (`""` when absent).
@@ -140,18 +141,19 @@ pub struct ClusterExternalSecretObject {
     pub spec: Value,
 }
 
-/// Names one ExternalSecret.
+/// Names one ExternalSecret. Both parts are shared (`Arc<str>`): plans, triggers and Kubernetes
+/// Events copy keys freely, and a copy must not allocate.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EsKey {
     /// Namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl EsKey {
     /// Builds a key.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> EsKey {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> EsKey {
         EsKey {
             namespace: namespace.into(),
             name: name.into(),

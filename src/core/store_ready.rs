@@ -66,10 +66,11 @@ pub struct StoreReadyPlan {
 
 /// The changes that re-trigger the not-Ready ExternalSecrets of `store` (which just turned Ready).
 pub fn store_ready_plan(index: &Index, store: &StoreObject) -> StoreReadyPlan {
-    let version = format!(
+    let version: std::sync::Arc<str> = format!(
         "store-ready-{}",
         store.meta.resource_version.as_deref().unwrap_or("")
-    );
+    )
+    .into();
     let mut plan = StoreReadyPlan::default();
     let mut objects = BTreeSet::new();
     for (es, read) in index.store_readers(store.kind, store.meta.namespace.as_deref(), &store.meta.name) {

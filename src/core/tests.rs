@@ -92,7 +92,7 @@ pub(super) fn obj(vault_name: &str, kind: ObjectKind, name: &str) -> ObjectRef {
 pub(super) fn new_version(vault_name: &str, kind: ObjectKind, name: &str, v: &str) -> VaultChange {
     VaultChange {
         object: obj(vault_name, kind, name),
-        version: Some(v.to_string()),
+        version: Some(v.into()),
         kind: ChangeKind::NewVersion,
     }
 }
@@ -644,7 +644,7 @@ fn rule8_refresh_policies() {
         let skip = p
             .skipped
             .iter()
-            .find(|s| s.es.name == *name)
+            .find(|s| &*s.es.name == *name)
             .map(|s| s.reason.as_str());
         assert_eq!(skip, *want, "{name}");
         assert_eq!(

@@ -244,7 +244,7 @@ pub(crate) fn to_key_vault_event(
         .as_deref()
         .filter(|v| is_version(v))
         .or(parts.version.as_deref().filter(|v| is_version(v)))
-        .map(str::to_string);
+        .map(Into::into);
     Ok(KeyVaultEvent {
         id,
         event_type,

@@ -188,7 +188,7 @@ pub struct KeyVaultEvent {
     /// The object; `None` only for [`KeyVaultEventKind::AccessPolicyChanged`].
     pub object: Option<ObjectRef>,
     /// `data.Version` (else the version segment of `data.Id`), when present.
-    pub version: Option<String>,
+    pub version: Option<std::sync::Arc<str>>,
     /// `data.NBF`: not-before, seconds since the Unix epoch, when present and numeric.
     pub nbf: Option<i64>,
     /// `data.EXP`: expiry, seconds since the Unix epoch, when present and numeric.

@@ -69,7 +69,7 @@ impl Kv {
                 kind,
                 name: ObjectName::new(name),
             }),
-            version: self.version.map(str::to_string),
+            version: self.version.map(Into::into),
             nbf: self.dates.0,
             exp: self.dates.1,
             time: Some(self.time.into()),

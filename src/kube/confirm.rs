@@ -70,13 +70,10 @@ impl ConfirmTracker {
 
     /// Looks at an updated ExternalSecret.
     pub fn observe(&self, es: &ExternalSecretObject) {
-        let Some(namespace) = es.meta.namespace.clone() else {
+        let Some(namespace) = es.meta.namespace.as_deref() else {
             return;
         };
-        let key = EsKey {
-            namespace,
-            name: es.meta.name.clone(),
-        };
+        let key = EsKey::new(namespace, es.meta.name.as_str());
         let mut map = self
             .inner
             .lock()

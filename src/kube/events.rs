@@ -133,8 +133,8 @@ impl Events {
                     version_of(versions, EsoResource::ExternalSecret)
                 )),
                 kind: Some(EsoResource::ExternalSecret.kind().into()),
-                name: Some(key.name.clone()),
-                namespace: Some(key.namespace.clone()),
+                name: Some(key.name.to_string()),
+                namespace: Some(key.namespace.to_string()),
                 ..ObjectReference::default()
             },
             Target::ClusterExternalSecret(name) => ObjectReference {

@@ -211,10 +211,7 @@ impl Observer {
             EsoResource::ExternalSecret => {
                 let ns = ns.unwrap_or_default();
                 if let Some(confirm) = &self.confirm {
-                    confirm.forget(&EsKey {
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                    });
+                    confirm.forget(&EsKey::new(ns.as_str(), name.as_str()));
                 }
                 index.delete_external_secret(&ns, &name);
             }
@@ -248,11 +245,11 @@ impl Observer {
             }
             EsoResource::ExternalSecret => {
                 for key in index.external_secret_keys() {
-                    let ns = Some(key.namespace.clone());
+                    let ns = Some(key.namespace.to_string());
                     if in_scope(&ns)
                         && !seen.contains(&ObjKey {
                             namespace: ns,
-                            name: key.name.clone(),
+                            name: key.name.to_string(),
                         })
                     {
                         index.delete_external_secret(&key.namespace, &key.name);

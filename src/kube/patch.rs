@@ -82,7 +82,7 @@ impl KubePatcher {
                     .api_resource(version_of(&self.versions, EsoResource::ExternalSecret));
                 (
                     Api::namespaced_with(self.client.clone(), &key.namespace, &ar),
-                    key.name.clone(),
+                    key.name.to_string(),
                 )
             }
             Target::ClusterExternalSecret(name) => {

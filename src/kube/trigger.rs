@@ -66,7 +66,7 @@ impl Default for TriggerSettings {
     }
 }
 
-type ChangeKey = (ObjectRef, Option<String>);
+type ChangeKey = (ObjectRef, Option<std::sync::Arc<str>>);
 
 #[derive(Default)]
 struct QueueState {

@@ -35,7 +35,7 @@ impl StaleObject {
     pub fn change(&self) -> VaultChange {
         VaultChange {
             object: self.object.clone(),
-            version: Some(version_token(self.updated)),
+            version: Some(version_token(self.updated).into()),
             kind: ChangeKind::NewVersion,
         }
     }
@@ -190,7 +190,7 @@ mod tests {
             .map(|s| {
                 (
                     s.object.name.as_str(),
-                    s.readers.iter().map(|r| r.es.name.as_str()).collect(),
+                    s.readers.iter().map(|r| &*r.es.name).collect(),
                 )
             })
             .collect();
