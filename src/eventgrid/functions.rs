@@ -63,7 +63,7 @@ pub fn parse_functions_request(body: &[u8], binding: &str, cloud: Cloud) -> Resu
             let format = array_format(&items, false);
             deliver(items, format, None, cloud)
         }
-        Ok(Body::Other(_)) | Err(_) => Err(malformed(format!(
+        Ok(Body::Other) | Err(_) => Err(malformed(format!(
             "Data.{} is a JSON {}, expected an event object or array",
             excerpt(binding, 60),
             kind_of(&event)

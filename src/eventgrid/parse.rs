@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::keyvault::{classify, to_key_vault_event};
 use super::object_url::ObjectUrls;
 use super::schema::{self, Schema, data_object, envelope, kind_of};
-use super::view::{Body, DataView, EventView, Item, text};
+use super::view::{Body, DataView, EventView, Item, Items, Shape, read_slice, read_value, text};
 use super::{Delivery, DeliveryError, Event, Events, Format, Rejected, excerpt};
 use crate::core::model::Cloud;
 
@@ -95,75 +95,94 @@ pub fn parse_delivery(body: &[u8], headers: &HeaderMap, cloud: Cloud) -> Result<
         };
         return deliver(items, Format::CloudEventsBinary, handshake, cloud);
     }
-    // One pass over the body; when that fails, `serde_json::Value` gives the verdict (see `view.rs`).
-    let fallback: Value;
-    let parsed = match Body::from_slice(body) {
-        Ok(parsed) => Ok(parsed),
+    let cloudevents_media = media == Media::CloudEventsBatch || media == Media::CloudEvents;
+    // One pass over the body, elements turned into events as they are read; when that fails,
+    // `serde_json::Value` gives the verdict (see `view.rs`), with a fresh collector.
+    let not_json = |e: serde_json::Error| match handshake {
+        Some(Handshake::Deletion) => Ok(Delivery::Deletion {
+            subscription_id: None,
+        }),
+        _ => Err(DeliveryError::Malformed(format!("body is not JSON: {e}"))),
+    };
+    let mut collector = Collector::new(handshake, cloud);
+    match read_slice(body, &mut collector) {
+        Ok(shape) => finish(shape, collector, cloudevents_media, handshake),
         Err(_) => match serde_json::from_slice::<Value>(body) {
             Ok(value) => {
-                fallback = value;
-                Body::from_value(&fallback)
+                let mut collector = Collector::new(handshake, cloud);
+                match read_value(&value, &mut collector) {
+                    Ok(shape) => finish(shape, collector, cloudevents_media, handshake),
+                    Err(e) => not_json(e),
+                }
             }
-            Err(e) => Err(e),
+            Err(e) => not_json(e),
         },
-    };
-    let parsed = match parsed {
-        Ok(parsed) => parsed,
-        Err(_) if handshake == Some(Handshake::Deletion) => {
-            return Ok(Delivery::Deletion {
-                subscription_id: None,
-            });
+    }
+}
+
+/// The delivery of a body read into `collector`.
+fn finish<'a>(
+    shape: Shape<'a>,
+    mut collector: Collector<'a>,
+    cloudevents_media: bool,
+    handshake: Option<Handshake>,
+) -> Result<Delivery, DeliveryError> {
+    match shape {
+        Shape::Array => {
+            let format = collector.array_format(cloudevents_media);
+            collector.finish(format)
         }
-        Err(e) => return Err(DeliveryError::Malformed(format!("body is not JSON: {e}"))),
-    };
-    let (items, format) = match parsed {
-        Body::Array(items) => {
-            let format = array_format(
-                &items,
-                media == Media::CloudEventsBatch || media == Media::CloudEvents,
-            );
-            (items, format)
-        }
-        Body::Object(view) => {
+        Shape::Object(view) => {
             let format = match view.schema() {
                 Some(Schema::CloudEvents) => Format::CloudEvents,
                 _ => Format::EventGrid,
             };
-            (vec![Item::Object(view)], format)
+            collector.push(Item::Object(view));
+            collector.finish(format)
         }
-        Body::Other(_) if handshake == Some(Handshake::Deletion) => {
-            return Ok(Delivery::Deletion {
-                subscription_id: None,
-            });
-        }
-        Body::Other(kind) => {
-            return Err(DeliveryError::Malformed(format!(
-                "body is a JSON {kind}, expected an array or an object"
-            )));
-        }
-    };
-    deliver(items, format, handshake, cloud)
+        Shape::Other(_) if handshake == Some(Handshake::Deletion) => Ok(Delivery::Deletion {
+            subscription_id: None,
+        }),
+        Shape::Other(kind) => Err(DeliveryError::Malformed(format!(
+            "body is a JSON {kind}, expected an array or an object"
+        ))),
+    }
 }
 
-/// The format of a JSON array: a CloudEvents batch when its elements are CloudEvents (or, with no
-/// classifiable element, when the content type said CloudEvents), else Event Grid schema.
-pub(crate) fn array_format(items: &[Item<'_>], cloudevents_media: bool) -> Format {
-    let (mut ce, mut eg) = (0usize, 0usize);
-    for item in items {
-        match item {
-            Item::Object(view) => match view.schema() {
-                Some(Schema::CloudEvents) => ce += 1,
-                Some(Schema::EventGrid) => eg += 1,
-                None => {}
-            },
-            Item::Other(_) => {}
-        }
-    }
-    let batch = if ce + eg == 0 { cloudevents_media } else { ce >= eg };
+/// The format of a JSON array from the schemas of its elements: a CloudEvents batch when most
+/// classifiable elements are CloudEvents (or, with none classifiable, when the content type said
+/// CloudEvents), else Event Grid schema.
+fn format_of(cloudevents: usize, eventgrid: usize, cloudevents_media: bool) -> Format {
+    let batch = if cloudevents + eventgrid == 0 {
+        cloudevents_media
+    } else {
+        cloudevents >= eventgrid
+    };
     if batch {
         Format::CloudEventsBatch
     } else {
         Format::EventGrid
+    }
+}
+
+/// The format of a JSON array (see [`format_of`]).
+pub(crate) fn array_format(items: &[Item<'_>], cloudevents_media: bool) -> Format {
+    let (mut ce, mut eg) = (0usize, 0usize);
+    for item in items {
+        match schema_of(item) {
+            Some(Schema::CloudEvents) => ce += 1,
+            Some(Schema::EventGrid) => eg += 1,
+            None => {}
+        }
+    }
+    format_of(ce, eg, cloudevents_media)
+}
+
+/// The schema of an element, when it is an object that uses one.
+fn schema_of(item: &Item<'_>) -> Option<Schema> {
+    match item {
+        Item::Object(view) => view.schema(),
+        Item::Other(_) => None,
     }
 }
 
@@ -205,46 +224,120 @@ fn deletion(item: Option<&Item<'_>>) -> Delivery {
     Delivery::Deletion { subscription_id }
 }
 
-/// Turns the elements of a delivery into a handshake or events (shared with Functions mode).
+/// Turns the elements of a delivery into a handshake or events (Functions mode, binary mode).
 pub(crate) fn deliver(
     items: Vec<Item<'_>>,
     format: Format,
     handshake: Option<Handshake>,
     cloud: Cloud,
 ) -> Result<Delivery, DeliveryError> {
-    let is_type = |item: &&Item<'_>, want: &str| type_of(item).is_some_and(|t| t.eq_ignore_ascii_case(want));
-    let validation_event = items.iter().find(|i| is_type(i, VALIDATION_EVENT));
-    if validation_event.is_some() || handshake == Some(Handshake::Validation) {
-        return validation(validation_event.or(items.first()));
+    let mut collector = Collector::new(handshake, cloud);
+    for item in items {
+        collector.push(item);
     }
-    let deletion_event = items.iter().find(|i| is_type(i, DELETION_EVENT));
-    if deletion_event.is_some() || handshake == Some(Handshake::Deletion) {
-        return Ok(deletion(deletion_event.or(items.first())));
-    }
+    collector.finish(format)
+}
 
-    let total = items.len();
-    let mut events = Vec::with_capacity(total);
-    let mut rejected = Vec::new();
-    let mut urls = ObjectUrls::default();
-    for (index, item) in items.into_iter().enumerate() {
-        match event(item, cloud, &mut urls) {
-            Ok(e) => events.push(e),
-            Err((id, reason)) => rejected.push(Rejected { index, id, reason }),
+/// Takes the elements of a delivery one at a time, as they are read: each becomes an event (or a
+/// rejection) at once, so a batch is never held as views. Only what a handshake needs is kept:
+/// the first validation and deletion events and, when the `aeg-event-type` header announces a
+/// handshake, the first element (no element is turned into an event then).
+pub(crate) struct Collector<'a> {
+    cloud: Cloud,
+    handshake: Option<Handshake>,
+    urls: ObjectUrls,
+    /// Elements seen so far.
+    total: usize,
+    /// Elements using the CloudEvents / Event Grid schema (for [`format_of`]).
+    cloudevents: usize,
+    eventgrid: usize,
+    /// The first element, kept only under a handshake header.
+    first: Option<Item<'a>>,
+    /// The first subscription validation event.
+    validation: Option<Item<'a>>,
+    /// The first subscription deletion event.
+    deletion: Option<Item<'a>>,
+    events: Vec<Event>,
+    rejected: Vec<Rejected>,
+}
+
+impl<'a> Collector<'a> {
+    pub(crate) fn new(handshake: Option<Handshake>, cloud: Cloud) -> Collector<'a> {
+        Collector {
+            cloud,
+            handshake,
+            urls: ObjectUrls::default(),
+            total: 0,
+            cloudevents: 0,
+            eventgrid: 0,
+            first: None,
+            validation: None,
+            deletion: None,
+            events: Vec::new(),
+            rejected: Vec::new(),
         }
     }
-    if events.is_empty()
-        && let Some(first) = rejected.first()
-    {
-        return Err(DeliveryError::Malformed(format!(
-            "no usable event among {total}; element {}: {}",
-            first.index, first.reason
-        )));
+
+    /// The format of the array read so far.
+    fn array_format(&self, cloudevents_media: bool) -> Format {
+        format_of(self.cloudevents, self.eventgrid, cloudevents_media)
     }
-    Ok(Delivery::Events(Events {
-        format,
-        events,
-        rejected,
-    }))
+
+    /// The handshake (a handshake event anywhere wins, then the header), else the events.
+    fn finish(self, format: Format) -> Result<Delivery, DeliveryError> {
+        if self.validation.is_some() || self.handshake == Some(Handshake::Validation) {
+            return validation(self.validation.as_ref().or(self.first.as_ref()));
+        }
+        if self.deletion.is_some() || self.handshake == Some(Handshake::Deletion) {
+            return Ok(deletion(self.deletion.as_ref().or(self.first.as_ref())));
+        }
+        if self.events.is_empty()
+            && let Some(first) = self.rejected.first()
+        {
+            return Err(DeliveryError::Malformed(format!(
+                "no usable event among {}; element {}: {}",
+                self.total, first.index, first.reason
+            )));
+        }
+        Ok(Delivery::Events(Events {
+            format,
+            events: self.events,
+            rejected: self.rejected,
+        }))
+    }
+}
+
+impl<'a> Items<'a> for Collector<'a> {
+    fn push(&mut self, item: Item<'a>) {
+        let index = self.total;
+        self.total += 1;
+        match schema_of(&item) {
+            Some(Schema::CloudEvents) => self.cloudevents += 1,
+            Some(Schema::EventGrid) => self.eventgrid += 1,
+            None => {}
+        }
+        if self.handshake.is_some() && self.first.is_none() {
+            self.first = Some(item.clone());
+        }
+        let event_type = type_of(&item);
+        let is = |want: &str| event_type.is_some_and(|t| t.eq_ignore_ascii_case(want));
+        if is(VALIDATION_EVENT) {
+            self.validation.get_or_insert(item);
+            return;
+        }
+        if is(DELETION_EVENT) {
+            self.deletion.get_or_insert(item);
+            return;
+        }
+        // Under a handshake (announced, or seen), events are not delivered.
+        if self.handshake.is_some() || self.validation.is_some() || self.deletion.is_some() {
+            return;
+        }
+        match event(item, self.cloud, &mut self.urls) {
+            Ok(e) => self.events.push(e),
+            Err((id, reason)) => self.rejected.push(Rejected { index, id, reason }),
+        }
+    }
 }
 
 /// One element → an event, or its id (if any) and the reason it is unusable.
@@ -630,6 +723,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn elements_read_one_by_one_keep_the_batch_verdict() {
+        let t = "Microsoft.EventGrid.SubscriptionValidationEvent";
+        let validation = json!({"id": "v", "eventType": t, "data": {"validationCode": "c"}});
+        let deletion = json!({"id": "d", "eventType": "Microsoft.EventGrid.SubscriptionDeletedEvent",
+            "data": {"eventSubscriptionId": "s"}});
+        let want = Delivery::Validation {
+            code: "c".into(),
+            validation_url: None,
+        };
+        // A validation event wins wherever it is, over events and over an earlier deletion event.
+        let body = json!([
+            kv_event("1", "a"),
+            deletion.clone(),
+            kv_event("2", "b"),
+            validation
+        ]);
+        assert_eq!(parse(&body, &HeaderMap::new()).unwrap(), want);
+        let body = json!([kv_event("1", "a"), 7, deletion]);
+        assert_eq!(
+            parse(&body, &HeaderMap::new()).unwrap(),
+            Delivery::Deletion {
+                subscription_id: Some("s".into())
+            }
+        );
+        // Invalid UTF-8 inside a string of a later element: the whole body is refused.
+        let mut raw = serde_json::to_vec(&json!([kv_event("1", "a"), kv_event("2", "b")])).unwrap();
+        let at = raw.windows(3).rposition(|w| w == b"\"b\"").unwrap();
+        raw[at + 1] = 0xff;
+        assert!(matches!(
+            parse_delivery(&raw, &HeaderMap::new(), Cloud::Public),
+            Err(DeliveryError::Malformed(m)) if m.starts_with("body is not JSON")
+        ));
+        // The one pass gives up at the raw-value quirk in element 2; the fallback starts afresh,
+        // so element positions and events are counted once.
+        let quirk = format!(
+            r#"[{}, 5, {{"$serde_json::private::RawValue": "{{\"a\": 1}}"}}, {}]"#,
+            kv_event("1", "a"),
+            kv_event("2", "b")
+        );
+        let e = events(parse_delivery(quirk.as_bytes(), &HeaderMap::new(), Cloud::Public));
+        assert_eq!(names(&e), ["a", "b"]);
+        assert_eq!(e.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]

@@ -223,7 +223,8 @@ pub(crate) struct EventView<'a> {
     pub has_specversion: bool,
     /// Whether an `eventType` key is present (with any value).
     pub has_event_type: bool,
-    /// The smallest five distinct keys, for messages.
+    /// The smallest five distinct keys, for messages (only needed, and only complete, when the
+    /// element uses neither schema: keys stop being collected at the first schema key).
     pub first_keys: FirstKeys<'a>,
 }
 
@@ -264,6 +265,30 @@ pub(crate) enum Body<'a> {
     Array(Vec<Item<'a>>),
     /// A single object.
     Object(EventView<'a>),
+    /// Anything else.
+    Other,
+}
+
+/// Where the elements of an array body go, one by one, as they are read.
+pub(crate) trait Items<'a> {
+    /// Takes the next element.
+    fn push(&mut self, item: Item<'a>);
+}
+
+impl<'a> Items<'a> for Vec<Item<'a>> {
+    fn push(&mut self, item: Item<'a>) {
+        Vec::push(self, item);
+    }
+}
+
+/// The shape of a body whose array elements went to an [`Items`].
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per delivery")]
+pub(crate) enum Shape<'a> {
+    /// A JSON array (its elements were pushed).
+    Array,
+    /// A single object.
+    Object(EventView<'a>),
     /// Anything else, by JSON kind.
     Other(&'static str),
 }
@@ -271,17 +296,65 @@ pub(crate) enum Body<'a> {
 impl<'a> Body<'a> {
     /// Reads a body in one pass. `Err` when it is not JSON, or uses the raw-value quirk (see the
     /// module docs): the caller then falls back to `serde_json::Value` for the verdict.
+    #[cfg(test)]
     pub(crate) fn from_slice(json: &'a [u8]) -> Result<Body<'a>, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(json);
-        let body = BodySeed(Mode::Text).deserialize(&mut de)?;
-        de.end()?;
-        Ok(body)
+        let mut items = Vec::new();
+        Ok(Body::of(read_slice(json, &mut items)?, items))
     }
 
     /// The body held in a `serde_json::Value` (does not fail in practice).
     pub(crate) fn from_value(value: &'a Value) -> Result<Body<'a>, serde_json::Error> {
-        BodySeed(Mode::Value).deserialize(value)
+        let mut items = Vec::new();
+        Ok(Body::of(read_value(value, &mut items)?, items))
     }
+
+    fn of(shape: Shape<'a>, items: Vec<Item<'a>>) -> Body<'a> {
+        match shape {
+            Shape::Array => Body::Array(items),
+            Shape::Object(view) => Body::Object(view),
+            Shape::Other(_) => Body::Other,
+        }
+    }
+}
+
+/// Reads a body in one pass, handing array elements to `items` as they are read (a batch is never
+/// held as views). `Err` as for [`Body::from_slice`]; `items` may then hold a prefix of the array.
+///
+/// A body that is valid UTF-8 as a whole is read as text, so that serde_json does not check every
+/// string again; any other body is read as bytes, with the same verdict (invalid UTF-8 is an error
+/// either way).
+pub(crate) fn read_slice<'a, S: Items<'a>>(
+    json: &'a [u8],
+    items: &mut S,
+) -> Result<Shape<'a>, serde_json::Error> {
+    fn run<'a, R: serde_json::de::Read<'a>, S: Items<'a>>(
+        mut de: serde_json::Deserializer<R>,
+        items: &mut S,
+    ) -> Result<Shape<'a>, serde_json::Error> {
+        let shape = BodySeed {
+            mode: Mode::Text,
+            items,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        Ok(shape)
+    }
+    match std::str::from_utf8(json) {
+        Ok(text) => run(serde_json::Deserializer::from_str(text), items),
+        Err(_) => run(serde_json::Deserializer::from_slice(json), items),
+    }
+}
+
+/// Reads a body held in a `serde_json::Value`, handing array elements to `items`.
+pub(crate) fn read_value<'a, S: Items<'a>>(
+    value: &'a Value,
+    items: &mut S,
+) -> Result<Shape<'a>, serde_json::Error> {
+    BodySeed {
+        mode: Mode::Value,
+        items,
+    }
+    .deserialize(value)
 }
 
 /// Where values come from: JSON text (walk everything, refuse the raw-value quirk) or a `Value`.
@@ -608,7 +681,10 @@ impl EventViewVisitor {
         let mut view = EventView::default();
         let mut first = true;
         while let Some(key) = next_key(&mut map, self.0, &mut first)? {
-            view.first_keys.offer(&key);
+            // The keys are quoted only when the element uses neither schema.
+            if !(view.has_specversion || view.has_event_type) {
+                view.first_keys.offer(&key);
+            }
             match lookup(&ENVELOPE_KEYS, &key) {
                 Some((8, exact)) => data.offer(&key, exact, map.next_value_seed(DataSeed(self.0))?),
                 Some((9, _)) => {
@@ -640,59 +716,60 @@ impl EventViewVisitor {
     }
 }
 
-/// A body as a [`Body`].
-#[derive(Clone, Copy)]
-struct BodySeed(Mode);
+/// A body as a [`Shape`], its array elements pushed to `items`.
+struct BodySeed<'s, S> {
+    mode: Mode,
+    items: &'s mut S,
+}
 
-impl<'de> DeserializeSeed<'de> for BodySeed {
-    type Value = Body<'de>;
+impl<'de, S: Items<'de>> DeserializeSeed<'de> for BodySeed<'_, S> {
+    type Value = Shape<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for BodySeed {
-    type Value = Body<'de>;
+impl<'de, S: Items<'de>> Visitor<'de> for BodySeed<'_, S> {
+    type Value = Shape<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Body::Other("null"))
+        Ok(Shape::Other("null"))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Body::Other("boolean"))
+        Ok(Shape::Other("boolean"))
     }
 
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Body::Other("number"))
+        Ok(Shape::Other("number"))
     }
 
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Body::Other("number"))
+        Ok(Shape::Other("number"))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Body::Other(if v.is_finite() { "number" } else { "null" }))
+        Ok(Shape::Other(if v.is_finite() { "number" } else { "null" }))
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Body::Other("string"))
+        Ok(Shape::Other("string"))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(ItemSeed(self.0))? {
-            items.push(item);
+        while let Some(item) = seq.next_element_seed(ItemSeed(self.mode))? {
+            self.items.push(item);
         }
-        Ok(Body::Array(items))
+        Ok(Shape::Array)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        EventViewVisitor(self.0).visit_map(map).map(Body::Object)
+        EventViewVisitor(self.mode).visit_map(map).map(Shape::Object)
     }
 }
 
