@@ -1,6 +1,7 @@
 //! Key Vault event `data` → [`KeyVaultEvent`]: which object of which vault changed, and how.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::object_url::{ObjectUrls, is_object_name};
 use super::schema::{Envelope, data_object};
@@ -39,6 +40,60 @@ pub(crate) fn classify(event_type: &str) -> Option<(KeyVaultEventKind, Option<Ob
     .into_iter()
     .find_map(|(name, kind)| rest.eq_ignore_ascii_case(name).then_some(kind))?;
     Some((kind, Some(family)))
+}
+
+/// The documented name of a Key Vault event type (`family` `None`: `VaultAccessPolicyChanged`).
+pub(crate) fn canonical_type(kind: KeyVaultEventKind, family: Option<ObjectKind>) -> &'static str {
+    use KeyVaultEventKind::{AccessPolicyChanged, Expired, NearExpiry, NewVersion};
+    match (family, kind) {
+        (None, _) | (_, AccessPolicyChanged) => "Microsoft.KeyVault.VaultAccessPolicyChanged",
+        (Some(ObjectKind::Secret), NewVersion) => "Microsoft.KeyVault.SecretNewVersionCreated",
+        (Some(ObjectKind::Secret), NearExpiry) => "Microsoft.KeyVault.SecretNearExpiry",
+        (Some(ObjectKind::Secret), Expired) => "Microsoft.KeyVault.SecretExpired",
+        (Some(ObjectKind::Certificate), NewVersion) => "Microsoft.KeyVault.CertificateNewVersionCreated",
+        (Some(ObjectKind::Certificate), NearExpiry) => "Microsoft.KeyVault.CertificateNearExpiry",
+        (Some(ObjectKind::Certificate), Expired) => "Microsoft.KeyVault.CertificateExpired",
+        (Some(ObjectKind::Key), NewVersion) => "Microsoft.KeyVault.KeyNewVersionCreated",
+        (Some(ObjectKind::Key), NearExpiry) => "Microsoft.KeyVault.KeyNearExpiry",
+        (Some(ObjectKind::Key), Expired) => "Microsoft.KeyVault.KeyExpired",
+    }
+}
+
+/// The event type as sent, borrowed from [`canonical_type`] when it is spelled that way.
+pub(crate) fn sent_type(
+    sent: &str,
+    kind: KeyVaultEventKind,
+    family: Option<ObjectKind>,
+) -> Cow<'static, str> {
+    let canonical = canonical_type(kind, family);
+    if sent == canonical {
+        Cow::Borrowed(canonical)
+    } else {
+        Cow::Owned(sent.to_string())
+    }
+}
+
+/// What the events of one delivery share: the vault hosts already parsed, and the last `source`
+/// (a vault's ARM id, the same for all its events).
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Object URL splitting, with its host cache.
+    pub(crate) urls: ObjectUrls,
+    source: Option<Arc<str>>,
+}
+
+impl Shared {
+    /// `text` as a shared string, reusing the previous one when equal.
+    fn source(&mut self, text: &str) -> Arc<str> {
+        match &self.source {
+            Some(last) if **last == *text => last.clone(),
+            _ => {
+                let new: Arc<str> = text.into();
+                self.source = Some(new.clone());
+                new
+            }
+        }
+    }
 }
 
 /// The fields of a Key Vault event's `data` (the same for all ten types), read leniently.
@@ -187,12 +242,13 @@ fn choose_vault(
 pub(crate) fn to_key_vault_event(
     env: Envelope<'_>,
     id: String,
-    event_type: String,
+    event_type: Cow<'static, str>,
     kind: KeyVaultEventKind,
     family: Option<ObjectKind>,
     cloud: Cloud,
-    urls: &mut ObjectUrls,
+    shared: &mut Shared,
 ) -> Result<KeyVaultEvent, String> {
+    let urls = &mut shared.urls;
     let view = data_object(env.data.as_ref())?;
     let data = view.as_deref().map(KeyVaultData::from_view).unwrap_or_default();
     let parts = data
@@ -255,7 +311,7 @@ pub(crate) fn to_key_vault_event(
         nbf: data.nbf,
         exp: data.exp,
         time: env.time.map(Cow::into_owned),
-        source: env.source.map(Cow::into_owned),
+        source: env.source.as_deref().map(|s| shared.source(s)),
         subject: env.subject.map(Cow::into_owned),
     })
 }
@@ -291,7 +347,15 @@ mod tests {
     fn map_event(e: Envelope<'_>, cloud: Cloud) -> Result<KeyVaultEvent, String> {
         let t = e.event_type.clone().unwrap().into_owned();
         let (kind, family) = classify(&t).unwrap();
-        to_key_vault_event(e, "e1".into(), t, kind, family, cloud, &mut ObjectUrls::default())
+        to_key_vault_event(
+            e,
+            "e1".into(),
+            sent_type(&t, kind, family),
+            kind,
+            family,
+            cloud,
+            &mut Shared::default(),
+        )
     }
 
     /// [`super::epoch_seconds`] of a JSON value.
@@ -362,6 +426,11 @@ mod tests {
             assert_eq!(classify(t), Some((kind, family)), "{t}");
             assert_eq!(classify(&t.to_ascii_lowercase()), Some((kind, family)), "{t}");
             assert_eq!(classify(&t.to_ascii_uppercase()), Some((kind, family)), "{t}");
+            // The documented spelling is kept without a copy; any other is kept as sent.
+            assert_eq!(canonical_type(kind, family), t);
+            assert!(matches!(sent_type(t, kind, family), Cow::Borrowed(s) if s == t));
+            let lower = t.to_ascii_lowercase();
+            assert!(matches!(sent_type(&lower, kind, family), Cow::Owned(s) if s == lower));
         }
         for t in [
             "Microsoft.KeyVault.SecretDeleted",

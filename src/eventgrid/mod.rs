@@ -64,6 +64,9 @@ mod samples_tests;
 pub use functions::parse_functions_request;
 pub use parse::parse_delivery;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::core::model::{ChangeKind, ObjectRef, VaultChange, VaultId};
 
 /// What one delivery (one HTTP request) carries.
@@ -179,8 +182,9 @@ pub struct KeyVaultEvent {
     /// The event id (Event Grid `id` / CloudEvents `id`), cut to at most 256 characters (it is
     /// only logged).
     pub id: String,
-    /// The event type as sent, e.g. `Microsoft.KeyVault.SecretNewVersionCreated`.
-    pub event_type: String,
+    /// The event type as sent, e.g. `Microsoft.KeyVault.SecretNewVersionCreated` (borrowed from
+    /// a constant when sent in the documented casing, as it always is).
+    pub event_type: Cow<'static, str>,
     /// What happened.
     pub kind: KeyVaultEventKind,
     /// The vault: the host of `data.Id`, else `data.VaultName` in the configured cloud.
@@ -195,8 +199,9 @@ pub struct KeyVaultEvent {
     pub exp: Option<i64>,
     /// Event Grid `eventTime` / CloudEvents `time`, as sent.
     pub time: Option<String>,
-    /// Event Grid `topic` / CloudEvents `source`: the vault's ARM id.
-    pub source: Option<String>,
+    /// Event Grid `topic` / CloudEvents `source`: the vault's ARM id (shared by the events of a
+    /// delivery that name the same one).
+    pub source: Option<Arc<str>>,
     /// Event Grid / CloudEvents `subject`: the object name.
     pub subject: Option<String>,
 }

@@ -5,8 +5,7 @@ use std::borrow::Cow;
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::keyvault::{classify, to_key_vault_event};
-use super::object_url::ObjectUrls;
+use super::keyvault::{Shared, classify, sent_type, to_key_vault_event};
 use super::schema::{self, Schema, data_object, envelope, kind_of};
 use super::view::{Body, DataView, EventView, Item, Items, Shape, read_slice, read_value, text};
 use super::{Delivery, DeliveryError, Event, Events, Format, Rejected, excerpt};
@@ -245,7 +244,7 @@ pub(crate) fn deliver(
 pub(crate) struct Collector<'a> {
     cloud: Cloud,
     handshake: Option<Handshake>,
-    urls: ObjectUrls,
+    shared: Shared,
     /// Elements seen so far.
     total: usize,
     /// Elements using the CloudEvents / Event Grid schema (for [`format_of`]).
@@ -266,7 +265,7 @@ impl<'a> Collector<'a> {
         Collector {
             cloud,
             handshake,
-            urls: ObjectUrls::default(),
+            shared: Shared::default(),
             total: 0,
             cloudevents: 0,
             eventgrid: 0,
@@ -333,7 +332,7 @@ impl<'a> Items<'a> for Collector<'a> {
         if self.handshake.is_some() || self.validation.is_some() || self.deletion.is_some() {
             return;
         }
-        match event(item, self.cloud, &mut self.urls) {
+        match event(item, self.cloud, &mut self.shared) {
             Ok(e) => self.events.push(e),
             Err((id, reason)) => self.rejected.push(Rejected { index, id, reason }),
         }
@@ -341,7 +340,7 @@ impl<'a> Items<'a> for Collector<'a> {
 }
 
 /// One element → an event, or its id (if any) and the reason it is unusable.
-fn event(item: Item<'_>, cloud: Cloud, urls: &mut ObjectUrls) -> Result<Event, (Option<String>, String)> {
+fn event(item: Item<'_>, cloud: Cloud, shared: &mut Shared) -> Result<Event, (Option<String>, String)> {
     let view = match item {
         Item::Object(view) => view,
         Item::Other(kind) => {
@@ -365,11 +364,11 @@ fn event(item: Item<'_>, cloud: Cloud, urls: &mut ObjectUrls) -> Result<Event, (
         Some((kind, family)) => to_key_vault_event(
             env,
             excerpt(&id, 256),
-            event_type.to_string(),
+            sent_type(&event_type, kind, family),
             kind,
             family,
             cloud,
-            urls,
+            shared,
         )
         .map(Event::KeyVault)
         .map_err(|reason| (Some(excerpt(&id, 128)), format!("{event_type}: {reason}"))),
@@ -768,6 +767,20 @@ mod tests {
         let e = events(parse_delivery(quirk.as_bytes(), &HeaderMap::new(), Cloud::Public));
         assert_eq!(names(&e), ["a", "b"]);
         assert_eq!(e.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn events_of_one_vault_share_their_source() {
+        let e = events(parse(
+            &json!([kv_event("1", "a"), kv_event("2", "b")]),
+            &HeaderMap::new(),
+        ));
+        let sources: Vec<_> = e.key_vault().map(|kv| kv.source.clone().unwrap()).collect();
+        assert_eq!(
+            &*sources[0],
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/sample-kv"
+        );
+        assert!(std::sync::Arc::ptr_eq(&sources[0], &sources[1]));
     }
 
     #[test]
