@@ -111,6 +111,26 @@ impl VaultId {
         })
     }
 
+    /// From a host that needs no normalising: lowercase DNS labels of `[a-z0-9-]`, none empty
+    /// or starting `xn--`, the last starting with a letter (so it cannot be read as an IPv4
+    /// address), at most 253 characters. Exactly what [`VaultId::from_url`] gives for
+    /// `https://<host>`, without parsing a URL; `None` for anything else (use `from_url`).
+    pub fn from_plain_host(host: &str) -> Option<VaultId> {
+        let plain = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && host
+                .split('.')
+                .all(|label| !label.is_empty() && !label.starts_with("xn--"))
+            && host
+                .rsplit('.')
+                .next()
+                .is_some_and(|last| last.starts_with(|c: char| c.is_ascii_lowercase()));
+        plain.then(|| VaultId(host.into()))
+    }
+
     /// From a bare vault name (`VaultName` of an event) in `cloud`.
     pub fn from_name(name: &str, cloud: Cloud) -> Result<VaultId, VaultIdError> {
         let name = name.trim();
@@ -282,6 +302,52 @@ pub struct VaultChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A plain host is taken as is exactly when the URL parse would give the same vault.
+        #[test]
+        fn plain_hosts_agree_with_the_url_parse(host in "[a-z0-9.xnX-]{0,12}(\\.[a-z0-9-]{0,6}){0,3}") {
+            if let Some(fast) = VaultId::from_plain_host(&host) {
+                prop_assert_eq!(Ok(fast), VaultId::from_url(&format!("https://{host}")));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_hosts_are_only_the_unambiguous_ones() {
+        for host in [
+            "kv.vault.azure.net",
+            "kv-1.vault.azure.cn",
+            "a--b.c",
+            "1.2.3.com",
+            "x",
+        ] {
+            assert_eq!(
+                VaultId::from_plain_host(host),
+                Some(VaultId::from_url(&format!("https://{host}")).unwrap()),
+                "{host}"
+            );
+        }
+        for host in [
+            "",
+            "KV.vault.azure.net",
+            "kv.vault.azure.net.",
+            ".kv",
+            "a..b",
+            "xn--kv.net",
+            "kv.xn--p1ai",
+            "10.0.0.1",
+            "kv.0x7f",
+            "kv.123",
+            "kv:8443",
+            "user@kv",
+            "k_v.net",
+            "kv.net/",
+        ] {
+            assert_eq!(VaultId::from_plain_host(host), None, "{host}");
+        }
+    }
 
     #[test]
     fn vault_urls_normalise_scheme_case_slash_and_default_port() {

@@ -249,7 +249,7 @@ pub(crate) fn to_key_vault_event(
     shared: &mut Shared,
 ) -> Result<KeyVaultEvent, String> {
     let urls = &mut shared.urls;
-    let view = data_object(env.data.as_ref())?;
+    let view = data_object(env.data)?;
     let data = view.as_deref().map(KeyVaultData::from_view).unwrap_or_default();
     let parts = data
         .id
@@ -340,7 +340,7 @@ mod tests {
             subject: subject.map(|s| s.to_string().into()),
             time: None,
             data: Some(Box::leak(Box::new(data)))
-                .map(|d| crate::eventgrid::view::Data::from_value(d).unwrap()),
+                .map(|d| &*Box::leak(Box::new(crate::eventgrid::view::Data::from_value(d).unwrap()))),
         }
     }
 

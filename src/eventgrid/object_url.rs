@@ -32,6 +32,16 @@ struct Authority {
 
 impl Authority {
     fn of(url: &str) -> Authority {
+        // Most vault hosts are plain lowercase DNS names: no URL parse needed.
+        if let Some(vault) = url
+            .split_once("://")
+            .and_then(|(_, host)| VaultId::from_plain_host(host))
+        {
+            return Authority {
+                usable: true,
+                vault: Some(vault),
+            };
+        }
         let usable = url::Url::parse(url).is_ok_and(|u| {
             matches!(u.scheme(), "https" | "http") && u.host_str().is_some_and(|h| !h.is_empty())
         });

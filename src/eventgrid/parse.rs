@@ -332,7 +332,7 @@ impl<'a> Items<'a> for Collector<'a> {
         if self.handshake.is_some() || self.validation.is_some() || self.deletion.is_some() {
             return;
         }
-        match event(item, self.cloud, &mut self.shared) {
+        match event(&item, self.cloud, &mut self.shared) {
             Ok(e) => self.events.push(e),
             Err((id, reason)) => self.rejected.push(Rejected { index, id, reason }),
         }
@@ -340,7 +340,7 @@ impl<'a> Items<'a> for Collector<'a> {
 }
 
 /// One element → an event, or its id (if any) and the reason it is unusable.
-fn event(item: Item<'_>, cloud: Cloud, shared: &mut Shared) -> Result<Event, (Option<String>, String)> {
+fn event(item: &Item<'_>, cloud: Cloud, shared: &mut Shared) -> Result<Event, (Option<String>, String)> {
     let view = match item {
         Item::Object(view) => view,
         Item::Other(kind) => {
@@ -348,7 +348,7 @@ fn event(item: Item<'_>, cloud: Cloud, shared: &mut Shared) -> Result<Event, (Op
         }
     };
     let hint = |view: &EventView<'_>| text(view.id.as_ref()).map(|i| excerpt(i, 128));
-    let hint = view.schema().is_none().then(|| hint(&view)).flatten();
+    let hint = view.schema().is_none().then(|| hint(view)).flatten();
     let mut env = envelope(view).map_err(|reason| (hint, reason))?;
     let Some(id) = env.id.take() else {
         return Err((None, "missing id".into()));

@@ -20,23 +20,23 @@ pub(crate) enum Schema {
     CloudEvents,
 }
 
-/// One event's envelope, whichever schema it came in.
+/// One event's envelope, whichever schema it came in, borrowed from its [`EventView`].
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Envelope<'a> {
+pub(crate) struct Envelope<'v> {
     /// The schema it was read from.
     pub schema: Schema,
     /// `id` (a string, or a number rendered as one); trimmed.
-    pub id: Option<Cow<'a, str>>,
+    pub id: Option<Cow<'v, str>>,
     /// `eventType` / `type`; trimmed.
-    pub event_type: Option<Cow<'a, str>>,
+    pub event_type: Option<Cow<'v, str>>,
     /// `topic` / `source`; trimmed, `None` when empty.
-    pub source: Option<Cow<'a, str>>,
+    pub source: Option<Cow<'v, str>>,
     /// `subject`; trimmed, `None` when empty.
-    pub subject: Option<Cow<'a, str>>,
+    pub subject: Option<Cow<'v, str>>,
     /// `eventTime` / `time`; trimmed, `None` when empty.
-    pub time: Option<Cow<'a, str>>,
+    pub time: Option<Cow<'v, str>>,
     /// `data`, as sent (an object, a JSON-encoded string, …).
-    pub data: Option<Data<'a>>,
+    pub data: Option<&'v Data<'v>>,
 }
 
 /// The value of `key` in `obj`: the exact key first, else the first key equal ignoring ASCII case.
@@ -70,23 +70,12 @@ impl EventView<'_> {
 }
 
 /// A trimmed string value; `None` when absent, not a string, or empty after trimming.
-fn text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
-    match value? {
-        Scalar::Str(Cow::Borrowed(s)) => Some(s.trim()).filter(|t| !t.is_empty()).map(Cow::Borrowed),
-        Scalar::Str(Cow::Owned(s)) => {
-            let t = s.trim();
-            match t.len() {
-                0 => None,
-                n if n == s.len() => Some(Cow::Owned(s)),
-                _ => Some(Cow::Owned(t.to_string())),
-            }
-        }
-        _ => None,
-    }
+fn text<'v>(value: Option<&'v Scalar<'_>>) -> Option<Cow<'v, str>> {
+    value?.text().map(Cow::Borrowed)
 }
 
 /// An id: a trimmed non-empty string, or a number rendered as text.
-fn id_text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
+fn id_text<'v>(value: Option<&'v Scalar<'_>>) -> Option<Cow<'v, str>> {
     match value? {
         Scalar::Number(n) => Some(Cow::Owned(n.to_string())),
         other => text(Some(other)),
@@ -94,7 +83,7 @@ fn id_text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
 }
 
 /// Reads the envelope of an object element. `Err` carries a reason when it uses neither schema.
-pub(crate) fn envelope(view: EventView<'_>) -> Result<Envelope<'_>, String> {
+pub(crate) fn envelope<'v>(view: &'v EventView<'_>) -> Result<Envelope<'v>, String> {
     let schema = view.schema().ok_or_else(|| {
         let keys = view.first_keys.list();
         excerpt(
@@ -103,17 +92,20 @@ pub(crate) fn envelope(view: EventView<'_>) -> Result<Envelope<'_>, String> {
         )
     })?;
     let (event_type, source, time) = match schema {
-        Schema::EventGrid => (view.event_type, view.topic, view.event_time),
-        Schema::CloudEvents => (view.type_, view.source, view.time),
+        Schema::EventGrid => (&view.event_type, &view.topic, &view.event_time),
+        Schema::CloudEvents => (&view.type_, &view.source, &view.time),
     };
     Ok(Envelope {
         schema,
-        id: id_text(view.id),
-        event_type: text(event_type),
-        source: text(source),
-        subject: text(view.subject),
-        time: text(time),
-        data: view.data.filter(|d| *d != Data::Scalar(Scalar::Null)),
+        id: id_text(view.id.as_ref()),
+        event_type: text(event_type.as_ref()),
+        source: text(source.as_ref()),
+        subject: text(view.subject.as_ref()),
+        time: text(time.as_ref()),
+        data: view
+            .data
+            .as_ref()
+            .filter(|d| !matches!(d, Data::Scalar(Scalar::Null))),
     })
 }
 
@@ -248,7 +240,7 @@ mod tests {
     }
 
     fn envelope_from_object(v: Value) -> Result<Envelope<'static>, String> {
-        envelope(view(Box::leak(Box::new(v))))
+        envelope(Box::leak(Box::new(view(Box::leak(Box::new(v))))))
     }
 
     fn data_view(v: Value) -> DataView<'static> {
