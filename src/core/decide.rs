@@ -159,10 +159,11 @@ pub struct Trigger {
     pub target: Target,
     /// The annotation value: [`trigger_value`] of `causes`.
     pub value: String,
-    /// The changes that caused it, sorted and deduplicated.
-    pub causes: Vec<VaultChange>,
-    /// The ExternalSecrets that read a cause (for a CES: its children), sorted.
-    pub via: Vec<EsKey>,
+    /// The changes that caused it, sorted and deduplicated (inline: almost always one).
+    pub causes: SmallVec<[VaultChange; 1]>,
+    /// The ExternalSecrets that read a cause (for a CES: its children), sorted (inline: almost
+    /// always one, the target itself).
+    pub via: SmallVec<[EsKey; 1]>,
 }
 
 /// A reader of a changed object that is not triggered for it.
@@ -254,7 +255,7 @@ pub fn plan(index: &Index, changes: &[VaultChange], namespaces: &dyn NamespaceLa
             .map(|(target, (causes, mut via))| {
                 via.sort_unstable();
                 via.dedup();
-                let causes: Vec<VaultChange> = causes.into_iter().cloned().collect();
+                let causes: SmallVec<[VaultChange; 1]> = causes.into_iter().cloned().collect();
                 Trigger {
                     value: trigger_value(&causes),
                     target: target.to_target(),

@@ -575,8 +575,8 @@ fn rule7_ces_children_trigger_their_parent_once() {
         Target::ClusterExternalSecret("parent".into())
     );
     assert_eq!(
-        p.triggers[0].via,
-        vec![EsKey::new("a", "child"), EsKey::new("b", "child")]
+        p.triggers[0].via.as_slice(),
+        [EsKey::new("a", "child"), EsKey::new("b", "child")]
     );
     assert_eq!(p.triggers[0].causes.len(), 1);
     let e = explain(&ix, &obj("kv1", ObjectKind::Secret, "db"), &NoNamespaceLabels);
@@ -696,8 +696,8 @@ fn plan_groups_changes_per_target_with_a_deterministic_value() {
     assert_eq!(p.triggers.len(), 2);
     let t = &p.triggers[0];
     assert_eq!(t.target, Target::ExternalSecret(EsKey::new("ns", "es")));
-    assert_eq!(t.causes, vec![ca.clone(), cb.clone()]);
-    assert_eq!(t.via, vec![EsKey::new("ns", "es")]);
+    assert_eq!(t.causes.as_slice(), [ca.clone(), cb.clone()]);
+    assert_eq!(t.via.as_slice(), [EsKey::new("ns", "es")]);
     assert!(t.value.starts_with("kv-") && t.value.len() <= 63, "{}", t.value);
     assert!(t.value[3..].chars().all(|c| c.is_ascii_hexdigit()));
     // Order and duplicates do not matter; redelivery gives the same value.
@@ -754,7 +754,7 @@ fn expiry_changes_never_trigger() {
         ],
     );
     assert_eq!(p.triggers.len(), 1);
-    assert_eq!(p.triggers[0].causes, vec![secret("db")]);
+    assert_eq!(p.triggers[0].causes.as_slice(), [secret("db")]);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::object_url::{ObjectUrls, is_object_name};
 use super::schema::{Envelope, data_object};
 use super::view::{DataView, Scalar};
-use super::{KeyVaultEvent, KeyVaultEventKind, excerpt};
+use super::{KeyVaultEvent, KeyVaultEventKind, Texts, excerpt};
 use crate::core::model::{Cloud, ObjectKind, ObjectName, ObjectRef, VaultId};
 
 /// `text` without its first `prefix.len()` bytes when they equal `prefix` ignoring ASCII case.
@@ -241,7 +241,7 @@ fn choose_vault(
 /// [`KeyVaultEvent`]. `Err` carries the reason it cannot be used.
 pub(crate) fn to_key_vault_event(
     env: Envelope<'_>,
-    id: String,
+    id: &str,
     event_type: Cow<'static, str>,
     kind: KeyVaultEventKind,
     family: Option<ObjectKind>,
@@ -302,7 +302,7 @@ pub(crate) fn to_key_vault_event(
         .or(parts.version.as_deref().filter(|v| is_version(v)))
         .map(Into::into);
     Ok(KeyVaultEvent {
-        id,
+        texts: Texts::new(id, env.time.as_deref(), env.subject.as_deref()),
         event_type,
         kind,
         vault,
@@ -310,9 +310,7 @@ pub(crate) fn to_key_vault_event(
         version,
         nbf: data.nbf,
         exp: data.exp,
-        time: env.time.map(Cow::into_owned),
         source: env.source.as_deref().map(|s| shared.source(s)),
-        subject: env.subject.map(Cow::into_owned),
     })
 }
 
@@ -349,7 +347,7 @@ mod tests {
         let (kind, family) = classify(&t).unwrap();
         to_key_vault_event(
             e,
-            "e1".into(),
+            "e1",
             sent_type(&t, kind, family),
             kind,
             family,

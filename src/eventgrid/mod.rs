@@ -162,7 +162,7 @@ impl Event {
     /// The event id.
     pub fn id(&self) -> &str {
         match self {
-            Event::KeyVault(kv) => &kv.id,
+            Event::KeyVault(kv) => kv.id(),
             Event::Other { id, .. } => id,
         }
     }
@@ -179,9 +179,9 @@ impl Event {
 /// A Key Vault event, mapped onto the domain types.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyVaultEvent {
-    /// The event id (Event Grid `id` / CloudEvents `id`), cut to at most 256 characters (it is
-    /// only logged).
-    pub id: String,
+    /// The id, time and subject: see [`KeyVaultEvent::id`], [`KeyVaultEvent::time`] and
+    /// [`KeyVaultEvent::subject`].
+    texts: Texts,
     /// The event type as sent, e.g. `Microsoft.KeyVault.SecretNewVersionCreated` (borrowed from
     /// a constant when sent in the documented casing, as it always is).
     pub event_type: Cow<'static, str>,
@@ -197,16 +197,81 @@ pub struct KeyVaultEvent {
     pub nbf: Option<i64>,
     /// `data.EXP`: expiry, seconds since the Unix epoch, when present and numeric.
     pub exp: Option<i64>,
-    /// Event Grid `eventTime` / CloudEvents `time`, as sent.
-    pub time: Option<String>,
     /// Event Grid `topic` / CloudEvents `source`: the vault's ARM id (shared by the events of a
     /// delivery that name the same one).
     pub source: Option<Arc<str>>,
-    /// Event Grid / CloudEvents `subject`: the object name.
-    pub subject: Option<String>,
+}
+
+/// Texts an event carries only to be logged, in one allocation: the id, then the time, then the
+/// subject. Absent and empty are the same (the parser keeps no empty text).
+#[derive(Clone, PartialEq, Eq)]
+struct Texts {
+    all: Box<str>,
+    /// End of the id in `all`.
+    id_end: usize,
+    /// End of the time in `all` (the subject follows).
+    time_end: usize,
+}
+
+impl Texts {
+    fn new(id: &str, time: Option<&str>, subject: Option<&str>) -> Texts {
+        let (time, subject) = (time.unwrap_or_default(), subject.unwrap_or_default());
+        let mut all = String::with_capacity(id.len() + time.len() + subject.len());
+        all.push_str(id);
+        all.push_str(time);
+        all.push_str(subject);
+        Texts {
+            all: all.into_boxed_str(),
+            id_end: id.len(),
+            time_end: id.len() + time.len(),
+        }
+    }
+
+    fn part(&self, from: usize, to: usize) -> &str {
+        // The ends are where whole strings were joined: always in range and on boundaries.
+        self.all.get(from..to).unwrap_or_default()
+    }
+
+    fn id(&self) -> &str {
+        self.part(0, self.id_end)
+    }
+
+    fn time(&self) -> Option<&str> {
+        Some(self.part(self.id_end, self.time_end)).filter(|t| !t.is_empty())
+    }
+
+    fn subject(&self) -> Option<&str> {
+        Some(self.part(self.time_end, self.all.len())).filter(|t| !t.is_empty())
+    }
+}
+
+impl std::fmt::Debug for Texts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Texts")
+            .field("id", &self.id())
+            .field("time", &self.time())
+            .field("subject", &self.subject())
+            .finish()
+    }
 }
 
 impl KeyVaultEvent {
+    /// The event id (Event Grid `id` / CloudEvents `id`), cut to at most 256 characters (it is
+    /// only logged).
+    pub fn id(&self) -> &str {
+        self.texts.id()
+    }
+
+    /// Event Grid `eventTime` / CloudEvents `time`, as sent.
+    pub fn time(&self) -> Option<&str> {
+        self.texts.time()
+    }
+
+    /// Event Grid / CloudEvents `subject`: the object name.
+    pub fn subject(&self) -> Option<&str> {
+        self.texts.subject()
+    }
+
     /// The object change this event announces; `None` for access-policy changes.
     pub fn change(&self) -> Option<VaultChange> {
         Some(VaultChange {
@@ -276,12 +341,38 @@ pub enum DeliveryError {
 
 /// At most `max` characters of `text`, with `…` when cut.
 pub(crate) fn excerpt(text: &str, max: usize) -> String {
+    cut(text, max).into_owned()
+}
+
+/// [`excerpt`], borrowed when `text` is short enough.
+pub(crate) fn cut(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
         // No more characters than bytes.
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => Cow::Borrowed(text),
+        Some((at, _)) => Cow::Owned(format!("{}…", &text[..at])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_keep_each_part_and_its_absence() {
+        for (id, time, subject) in [
+            ("e1", Some("2024-01-01T00:00:00Z"), Some("db")),
+            ("e2", None, Some("é-ü")),
+            ("ü", Some("t"), None),
+            ("e4", None, None),
+        ] {
+            let t = Texts::new(id, time, subject);
+            assert_eq!((t.id(), t.time(), t.subject()), (id, time, subject));
+        }
+        assert_eq!(cut("abc", 3), "abc");
+        assert!(matches!(cut("abc", 3), Cow::Borrowed(_)));
+        assert_eq!(cut("äbcd", 2), "äb…");
     }
 }

@@ -60,7 +60,7 @@ impl Kv {
     fn event(self) -> Event {
         let vault = VaultId::from_url(self.host).unwrap();
         Event::KeyVault(KeyVaultEvent {
-            id: self.id.into(),
+            texts: Texts::new(self.id, Some(self.time), Some(self.subject)),
             event_type: self.event_type.into(),
             kind: self.kind,
             vault: vault.clone(),
@@ -72,9 +72,7 @@ impl Kv {
             version: self.version.map(Into::into),
             nbf: self.dates.0,
             exp: self.dates.1,
-            time: Some(self.time.into()),
             source: Some(TOPIC.into()),
-            subject: Some(self.subject.into()),
         })
     }
 }

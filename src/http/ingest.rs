@@ -114,7 +114,7 @@ impl Ingest {
                 Event::KeyVault(kv) => {
                     let label = type_label(&kv.event_type);
                     if !self.auth.source_allowed(kv.source.as_deref()) {
-                        tracing::warn!(event_id = %kv.id, source = %truncate(kv.source.as_deref().unwrap_or(""), 300),
+                        tracing::warn!(event_id = %kv.id(), source = %truncate(kv.source.as_deref().unwrap_or(""), 300),
                             "event from a vault outside the allow-list: ignored");
                         self.metrics.event(label, "source_not_allowed");
                         ignored += 1;
@@ -122,12 +122,12 @@ impl Ingest {
                     }
                     match (kv.kind, kv.change()) {
                         (KeyVaultEventKind::AccessPolicyChanged, _) | (_, None) => {
-                            tracing::info!(event_id = %kv.id, vault = %kv.vault, event_type = label, "acknowledged, nothing to refresh");
+                            tracing::info!(event_id = %kv.id(), vault = %kv.vault, event_type = label, "acknowledged, nothing to refresh");
                             self.metrics.event(label, "ignored");
                             ignored += 1;
                         }
                         (_, Some(change)) => {
-                            tracing::info!(event_id = %kv.id, vault = %change.object.vault, kind = %change.object.kind,
+                            tracing::info!(event_id = %kv.id(), vault = %change.object.vault, kind = %change.object.kind,
                                 name = %change.object.name, version = change.version.as_deref().unwrap_or(""),
                                 event_type = label, "key vault change received");
                             changes.push(change);
