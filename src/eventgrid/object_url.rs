@@ -6,7 +6,6 @@
 //! anything unusual (other characters, percent-escapes, dots, query, fragment) takes the full parse.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use crate::core::model::{ObjectKind, VaultId};
 
@@ -55,7 +54,7 @@ impl Authority {
 /// Splits object URLs, remembering the hosts already parsed (one per delivery).
 #[derive(Debug, Default)]
 pub(crate) struct ObjectUrls {
-    authorities: HashMap<String, Authority>,
+    authorities: hashbrown::HashMap<Box<str>, Authority>,
 }
 
 impl ObjectUrls {
@@ -69,7 +68,7 @@ impl ObjectUrls {
             Some(found) => found,
             None => self
                 .authorities
-                .entry(authority.to_string())
+                .entry(authority.into())
                 .or_insert_with(|| Authority::of(authority)),
         };
         if !found.usable {

@@ -375,6 +375,25 @@ fn lookup(names: &[&str], key: &str) -> Option<(usize, bool)> {
         .map(|i| (i, false))
 }
 
+/// Where an envelope key goes ([`lookup`] in [`ENVELOPE_KEYS`]), the exact names first by a
+/// `match` (every key of every element comes here).
+fn envelope_key(key: &str) -> Option<(usize, bool)> {
+    let at = match key {
+        "id" => 0,
+        "eventType" => 1,
+        "type" => 2,
+        "topic" => 3,
+        "source" => 4,
+        "subject" => 5,
+        "eventTime" => 6,
+        "time" => 7,
+        "data" => 8,
+        "specversion" => 9,
+        _ => return lookup(&ENVELOPE_KEYS, key),
+    };
+    Some((at, true))
+}
+
 /// One field being read: the value of the exact key, and of the smallest other-cased key.
 struct Slot<'a, T> {
     exact: Option<T>,
@@ -685,7 +704,7 @@ impl EventViewVisitor {
             if !(view.has_specversion || view.has_event_type) {
                 view.first_keys.offer(&key);
             }
-            match lookup(&ENVELOPE_KEYS, &key) {
+            match envelope_key(&key) {
                 Some((8, exact)) => data.offer(&key, exact, map.next_value_seed(DataSeed(self.0))?),
                 Some((9, _)) => {
                     view.has_specversion = true;
@@ -796,6 +815,19 @@ mod tests {
             Item::Object(v) => v,
             Item::Other(k) => panic!("{k}"),
         }
+    }
+
+    #[test]
+    fn envelope_keys_match_their_list() {
+        for (i, name) in ENVELOPE_KEYS.iter().enumerate() {
+            assert_eq!(envelope_key(name), Some((i, true)), "{name}");
+            assert_eq!(
+                envelope_key(&name.to_ascii_uppercase()),
+                Some((i, false)),
+                "{name}"
+            );
+        }
+        assert_eq!(envelope_key("dataVersion"), None);
     }
 
     #[test]
