@@ -2,8 +2,10 @@
 //! vault host, and the object name and version after the collection.
 //!
 //! URLs are parsed by the `url` crate. Within one delivery most events share a few vaults, so
-//! [`ObjectUrls`] parses each distinct `scheme://authority` once and splits plain paths itself;
-//! anything unusual (other characters, percent-escapes, dots, query, fragment) takes the full parse.
+//! [`ObjectUrls`] reads each distinct `scheme://authority` once: a plain lowercase host is taken as
+//! it is ([`VaultId::from_plain_host`]), any other goes through the `url` crate. Plain paths are
+//! split here; anything unusual (other characters, percent-escapes, dots, query, fragment) takes
+//! the full parse.
 
 use std::borrow::Cow;
 
