@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::parse::{array_format, deliver};
+use super::parse::{deliver, deliver_array};
 use super::schema::{Schema, get, kind_of};
 use super::view::{Body, Item};
 use super::{Delivery, DeliveryError, Format, excerpt};
@@ -59,10 +59,7 @@ pub fn parse_functions_request(body: &[u8], binding: &str, cloud: Cloud) -> Resu
             };
             deliver(vec![Item::Object(view)], format, None, cloud)
         }
-        Ok(Body::Array(items)) => {
-            let format = array_format(&items, false);
-            deliver(items, format, None, cloud)
-        }
+        Ok(Body::Array(items)) => deliver_array(items, cloud),
         Ok(Body::Other) | Err(_) => Err(malformed(format!(
             "Data.{} is a JSON {}, expected an event object or array",
             excerpt(binding, 60),

@@ -165,19 +165,6 @@ fn format_of(cloudevents: usize, eventgrid: usize, cloudevents_media: bool) -> F
     }
 }
 
-/// The format of a JSON array (see [`format_of`]).
-pub(crate) fn array_format(items: &[Item<'_>], cloudevents_media: bool) -> Format {
-    let (mut ce, mut eg) = (0usize, 0usize);
-    for item in items {
-        match schema_of(item) {
-            Some(Schema::CloudEvents) => ce += 1,
-            Some(Schema::EventGrid) => eg += 1,
-            None => {}
-        }
-    }
-    format_of(ce, eg, cloudevents_media)
-}
-
 /// The schema of an element, when it is an object that uses one.
 fn schema_of(item: &Item<'_>) -> Option<Schema> {
     match item {
@@ -222,6 +209,17 @@ fn deletion(item: Option<&Item<'_>>) -> Delivery {
         .and_then(|i| data_of(i).ok().flatten())
         .and_then(|d| text(d.event_subscription_id.as_ref()).map(str::to_string));
     Delivery::Deletion { subscription_id }
+}
+
+/// Turns the elements of a JSON array into a handshake or events, its format from the elements'
+/// schemas (Functions mode).
+pub(crate) fn deliver_array(items: Vec<Item<'_>>, cloud: Cloud) -> Result<Delivery, DeliveryError> {
+    let mut collector = Collector::new(None, cloud);
+    for item in items {
+        collector.push(item);
+    }
+    let format = collector.array_format(false);
+    collector.finish(format)
 }
 
 /// Turns the elements of a delivery into a handshake or events (Functions mode, binary mode).
