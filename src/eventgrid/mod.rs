@@ -272,6 +272,12 @@ impl KeyVaultEvent {
         self.texts.subject()
     }
 
+    /// The documented name of the event's type, whatever casing it was sent in (one of ten: a
+    /// bounded metric label).
+    pub fn type_name(&self) -> &'static str {
+        keyvault::canonical_type(self.kind, self.object.as_ref().map(|o| o.kind))
+    }
+
     /// The object change this event announces; `None` for access-policy changes.
     pub fn change(&self) -> Option<VaultChange> {
         Some(VaultChange {

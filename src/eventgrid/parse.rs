@@ -789,6 +789,31 @@ mod tests {
     }
 
     #[test]
+    fn type_names_are_the_documented_ones_whatever_the_casing() {
+        for (sent, name) in [
+            (
+                "microsoft.keyvault.secretnewversioncreated",
+                "Microsoft.KeyVault.SecretNewVersionCreated",
+            ),
+            ("MICROSOFT.KEYVAULT.KEYEXPIRED", "Microsoft.KeyVault.KeyExpired"),
+            (
+                "Microsoft.KeyVault.CertificateNearExpiry",
+                "Microsoft.KeyVault.CertificateNearExpiry",
+            ),
+            (
+                "microsoft.keyvault.vaultaccesspolicychanged",
+                "Microsoft.KeyVault.VaultAccessPolicyChanged",
+            ),
+        ] {
+            let mut ev = kv_event("1", "a");
+            ev["eventType"] = json!(sent);
+            let e = events(parse(&json!([ev]), &HeaderMap::new()));
+            let kv = e.key_vault().next().unwrap();
+            assert_eq!((&*kv.event_type, kv.type_name()), (sent, name));
+        }
+    }
+
+    #[test]
     fn notification_and_unknown_aeg_values_parse_events() {
         let body = json!([kv_event("1", "a")]);
         for v in ["Notification", "Something"] {
